@@ -1,0 +1,50 @@
+"""DRF exception handler: every error body is `{"detail": ..., "code": ...}`.
+
+Validation errors keep DRF's field errors under `errors` so clients can show them
+next to the fields (`{"detail", "code": "invalid", "errors": {"field": [...]}}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from emploiplus.errors import ApplicationError
+
+
+def _code_of(exc: exceptions.APIException) -> str:
+    codes = exc.get_codes()
+    if isinstance(codes, str):
+        return codes
+    return getattr(exc, "default_code", "error")
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        body = {"detail": exc.message, "code": exc.code, **exc.extra}
+        return Response(body, status=exc.status)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"detail": "Données invalides.", "code": "invalid", "errors": exc.detail}
+        return response
+    if isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        code = _code_of(exc)
+        if isinstance(detail, dict) and "detail" in detail:
+            code = str(detail.get("code") or code)
+            detail = detail["detail"]
+        if response.status_code == status.HTTP_403_FORBIDDEN and code == "permission_denied":
+            code = "forbidden"
+        if response.status_code == status.HTTP_401_UNAUTHORIZED and code == "not_authenticated":
+            code = "token_missing"
+        response.data = {"detail": str(detail), "code": code}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            response.data["retry_after"] = int(exc.wait)
+    return response

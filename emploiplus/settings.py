@@ -1,0 +1,289 @@
+"""Emploi+ settings: everything comes from the environment (CONTRACT §2).
+
+A `.env` file next to manage.py is read if present. The guide's older variable names
+(`REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`, `ONE_SIGNAL_APP_ID`/`ONE_SIGNAL_API_KEY`)
+still work as fallbacks. Configuration mistakes raise `ImproperlyConfigured` with one
+clear sentence; `manage.py` and the dev stack print it as a single line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _first(*names: str, default: str = "") -> str:
+    """The value of the first variable in `names` that is set and non-empty."""
+    for name in names:
+        value = env.str(name, default="")
+        if value:
+            return value
+    return default
+
+
+def _csv(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env.str(name, default=default).split(",") if item.strip()]
+
+
+DEBUG = env.bool("DEBUG", default=False)
+TESTING = env.bool("EMPLOIPLUS_TESTING", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if DEBUG or TESTING:
+        SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+    else:
+        raise ImproperlyConfigured("SECRET_KEY is not set (required when DEBUG is off).")
+
+ALLOWED_HOSTS = _csv("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if (DEBUG or TESTING) else "")
+CORS_ALLOWED_ORIGINS = _csv("CORS_ALLOWED_ORIGINS")
+PORT = env.int("PORT", default=8000)
+
+# --- Database -------------------------------------------------------------------------
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if not DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set: run through `make run` / `make test` (embedded PostgreSQL) "
+        "or export DATABASE_URL=postgres://user:pass@host:5432/dbname."
+    )
+try:
+    _db = environ.Env.db_url_config(DATABASE_URL)
+except Exception as exc:  # django-environ raises several types for bad URLs
+    raise ImproperlyConfigured(f"DATABASE_URL is malformed ({exc}).") from exc
+if _db.get("ENGINE") not in ("django.db.backends.postgresql",):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must point to PostgreSQL (postgres://…), got engine {_db.get('ENGINE')!r}."
+    )
+if not _db.get("NAME"):
+    raise ImproperlyConfigured("DATABASE_URL is malformed (no database name).")
+_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+_db["CONN_HEALTH_CHECKS"] = True
+_db.setdefault("OPTIONS", {})
+_db["OPTIONS"].setdefault("connect_timeout", 5)
+_db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis ----------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if not REDIS_URL:
+    _redis_host = env.str("REDIS_HOST", default="")
+    if _redis_host:
+        _redis_password = env.str("REDIS_PASSWORD", default="")
+        _auth = f":{quote(_redis_password, safe='')}@" if _redis_password else ""
+        REDIS_URL = f"redis://{_auth}{_redis_host}:{env.int('REDIS_PORT', default=6379)}/0"
+if not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set: run through `make run` / `make test` (embedded Redis) "
+        "or export REDIS_URL=redis://host:6379/0 (REDIS_HOST/REDIS_PORT/REDIS_PASSWORD also work)."
+    )
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"REDIS_URL is malformed: expected redis://, rediss:// or unix://, got {REDIS_URL[:12]!r}."
+    )
+
+# Prefix of every key this deployment writes (channel layer, rate limits, presence),
+# so two test runs or two deployments can share one Redis.
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="emploiplus")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": f"{REDIS_KEY_PREFIX}:asgi",
+            "capacity": 1000,
+            "expiry": 60,
+            "group_expiry": 86400,
+        },
+    }
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
+    }
+}
+
+# --- Queues (django-rq) ---------------------------------------------------------------
+RQ_DEFAULT_TIMEOUT = 600
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": RQ_DEFAULT_TIMEOUT} for name in ("notifications", "emails", "sms")
+}
+RQ_SHOW_ADMIN_LINK = True
+# Per-queue concurrency (number of worker processes `make run` starts per queue).
+QUEUE_CONCURRENCY = {
+    "notifications": env.int("QUEUE_CONCURRENCY_NOTIFICATIONS", default=5),
+    "emails": env.int("QUEUE_CONCURRENCY_EMAILS", default=2),
+    "sms": env.int("QUEUE_CONCURRENCY_SMS", default=3),
+}
+
+# --- Supabase / auth ------------------------------------------------------------------
+SUPABASE_URL = env.str("SUPABASE_URL", default="").rstrip("/")
+SUPABASE_JWT_SECRET = env.str("SUPABASE_JWT_SECRET", default="")
+SUPABASE_JWKS_URL = env.str(
+    "SUPABASE_JWKS_URL",
+    default=f"{SUPABASE_URL}/auth/v1/.well-known/jwks.json" if SUPABASE_URL else "",
+)
+SUPABASE_WEBHOOK_SECRETS = _csv("SUPABASE_WEBHOOK_SECRET")
+SUPABASE_SERVICE_ROLE_KEY = env.str("SUPABASE_SERVICE_ROLE_KEY", default="")
+SUPABASE_JWT_AUDIENCE = env.str("SUPABASE_JWT_AUDIENCE", default="authenticated")
+SUPABASE_ALLOW_ANONYMOUS = env.bool("SUPABASE_ALLOW_ANONYMOUS", default=False)
+JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
+JWKS_REFRESH_COOLDOWN_SECONDS = env.int("JWKS_REFRESH_COOLDOWN_SECONDS", default=30)
+JWT_SECRET = env.str("JWT_SECRET", default="")  # legacy {id, role} tokens
+
+# --- OneSignal, email, matching -------------------------------------------------------
+ONESIGNAL_APP_ID = _first("ONESIGNAL_APP_ID", "ONE_SIGNAL_APP_ID")
+ONESIGNAL_API_KEY = _first("ONESIGNAL_API_KEY", "ONE_SIGNAL_API_KEY")
+ONESIGNAL_API_URL = env.str("ONESIGNAL_API_URL", default="https://api.onesignal.com").rstrip("/")
+ONESIGNAL_SMS_FROM = env.str("ONESIGNAL_SMS_FROM", default="")
+ONESIGNAL_TIMEOUT_SECONDS = env.float("ONESIGNAL_TIMEOUT_SECONDS", default=10.0)
+
+EMAIL_URL = env.str("EMAIL_URL", default="")
+if EMAIL_URL:
+    try:
+        vars().update(environ.Env.email_url_config(EMAIL_URL))
+    except Exception as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL is malformed ({exc}).") from exc
+else:
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND",
+        default="django.core.mail.backends.smtp.EmailBackend"
+        if env.str("EMAIL_HOST", default="")
+        else "django.core.mail.backends.console.EmailBackend",
+    )
+    EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Emploi+ <no-reply@emploiplus.local>")
+
+MATCH_MIN_SCORE = env.float("MATCH_MIN_SCORE", default=60.0)
+
+# Largest request body the API and webhooks accept (CONTRACT §8: over 1 MiB → 413).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# --- Rate limits ----------------------------------------------------------------------
+RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=120)
+# Number of trusted reverse proxies in front of us: the client IP is taken that many
+# hops from the right of X-Forwarded-For. 0 = ignore X-Forwarded-For.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+WS_EVENTS_PER_10_SECONDS = env.int("WS_EVENTS_PER_10_SECONDS", default=50)
+
+# --- Django ---------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "django_rq",
+    "emploiplus",
+    "accounts",
+    "matching",
+    "feed",
+    "messaging",
+    "notifications",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "emploiplus.urls"
+ASGI_APPLICATION = "emploiplus.asgi.application"
+WSGI_APPLICATION = None
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "fr-fr"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".data" / "static"
+
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SupabaseJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.UserOrIPRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "emploiplus.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Emploi+ API",
+    "DESCRIPTION": "REST API of the Emploi+ job platform (see docs/CONTRACT.md).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if not DEBUG and not TESTING:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,145 @@
+"""Jobs, candidate ↔ job matches and the skill alias table."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Candidate, Company, ExperienceLevel
+from emploiplus.models import TimestampedModel
+
+
+class JobType(models.TextChoices):
+    CDI = "CDI", "CDI"
+    CDD = "CDD", "CDD"
+    STAGE = "stage", "Stage"
+    ALTERNANCE = "alternance", "Alternance"
+    FREELANCE = "freelance", "Freelance"
+    INTERIM = "interim", "Intérim"
+
+
+class JobStatus(models.TextChoices):
+    DRAFT = "draft", "Brouillon"
+    ACTIVE = "active", "Active"
+    CLOSED = "closed", "Fermée"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "En attente"
+    QUEUED = "queued", "En file"
+    SENT = "sent", "Envoyée"
+    FAILED = "failed", "Échec"
+
+
+class Job(TimestampedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs_created"
+    )
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    location = models.CharField(max_length=200, blank=True, default="")
+    job_type = models.CharField(max_length=16, choices=JobType.choices, default=JobType.CDI)
+    required_skills = ArrayField(models.TextField(), default=list, blank=True, help_text="Normalised skill names")
+    experience_level = models.CharField(max_length=16, choices=ExperienceLevel.choices, null=True, blank=True)
+    salary_min = models.PositiveIntegerField(null=True, blank=True)
+    salary_max = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.DRAFT)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    notification_status = models.CharField(
+        max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    notification_sent_at = models.DateTimeField(null=True, blank=True)
+    matching_candidates_count = models.PositiveIntegerField(default=0)
+    # Maintained by the jobs_search_vector trigger (matching migration 0002).
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        db_table = "jobs"
+        verbose_name = "offre d'emploi"
+        verbose_name_plural = "offres d'emploi"
+        constraints = [
+            models.CheckConstraint(condition=Q(job_type__in=JobType.values), name="jobs_job_type_valid"),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="jobs_status_valid"),
+            models.CheckConstraint(
+                condition=Q(notification_status__in=NotificationStatus.values),
+                name="jobs_notification_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(experience_level__isnull=True) | Q(experience_level__in=ExperienceLevel.values),
+                name="jobs_experience_level_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(salary_min__isnull=True)
+                | Q(salary_max__isnull=True)
+                | Q(salary_min__lte=models.F("salary_max")),
+                name="jobs_salary_range_valid",
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["required_skills"], name="idx_jobs_required_skills_gin"),
+            GinIndex(fields=["search_vector"], name="idx_jobs_search_gin"),
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="idx_jobs_active_created",
+                condition=Q(status="active", deleted_at__isnull=True),
+            ),
+            models.Index(
+                fields=["created_at"],
+                name="idx_jobs_pending_notification",
+                condition=Q(status="active", notification_status="pending", deleted_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class CandidateJobMatch(TimestampedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="matches")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="matches")
+    match_score = models.DecimalField(max_digits=4, decimal_places=1)
+    skill_score = models.DecimalField(max_digits=4, decimal_places=1, default=0)
+    experience_score = models.DecimalField(max_digits=4, decimal_places=1, default=0)
+    salary_score = models.DecimalField(max_digits=4, decimal_places=1, default=0)
+    matched_skills = ArrayField(models.TextField(), default=list, blank=True)
+    missing_skills = ArrayField(models.TextField(), default=list, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "candidate_job_matches"
+        verbose_name = "correspondance candidat / offre"
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "job"], name="candidate_job_matches_unique_pair"),
+            models.CheckConstraint(
+                condition=Q(match_score__gte=0) & Q(match_score__lte=100), name="candidate_job_matches_score_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "-match_score"], name="idx_matches_job_score")]
+
+    def __str__(self) -> str:
+        return f"{self.candidate_id} × {self.job_id}: {self.match_score}"
+
+
+class SkillAlias(TimestampedModel):
+    """`alias` (already reduced to its comparison key) → `canonical` skill name."""
+
+    alias = models.CharField(max_length=100, unique=True)
+    canonical = models.CharField(max_length=100)
+
+    class Meta:
+        db_table = "skill_aliases"
+        verbose_name = "alias de compétence"
+        verbose_name_plural = "alias de compétences"
+        ordering = ["canonical", "alias"]
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.canonical}"
