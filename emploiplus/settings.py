@@ -8,6 +8,7 @@ clear sentence; `manage.py` and the dev stack print it as a single line.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -54,14 +55,16 @@ if not DATABASE_URL:
         "DATABASE_URL is not set: run through `make run` / `make test` (embedded PostgreSQL) "
         "or export DATABASE_URL=postgres://user:pass@host:5432/dbname."
     )
+if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must point to PostgreSQL (postgres://…), got {DATABASE_URL.split(':', 1)[0][:20]!r}."
+    )
 try:
-    _db = environ.Env.db_url_config(DATABASE_URL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _db = environ.Env.db_url_config(DATABASE_URL)
 except Exception as exc:  # django-environ raises several types for bad URLs
     raise ImproperlyConfigured(f"DATABASE_URL is malformed ({exc}).") from exc
-if _db.get("ENGINE") not in ("django.db.backends.postgresql",):
-    raise ImproperlyConfigured(
-        f"DATABASE_URL must point to PostgreSQL (postgres://…), got engine {_db.get('ENGINE')!r}."
-    )
 if not _db.get("NAME"):
     raise ImproperlyConfigured("DATABASE_URL is malformed (no database name).")
 _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)

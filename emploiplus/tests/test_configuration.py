@@ -1,0 +1,118 @@
+"""Configuration mistakes stop start-up with one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from emploiplus.testing import BASE_DIR
+
+
+def run(argv: list[str], **env: str | None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EMPLOIPLUS_"))}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="emploiplus.settings",
+        DEBUG="1",
+        DATABASE_URL=os.environ["DATABASE_URL"],
+        REDIS_URL=os.environ["REDIS_URL"],
+    )
+    for key, value in env.items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
+    return subprocess.run(argv, cwd=BASE_DIR, env=environment, capture_output=True, text=True, timeout=60)
+
+
+def manage_check(**env: str | None) -> subprocess.CompletedProcess:
+    return run([sys.executable, "manage.py", "check"], **env)
+
+
+def preflight(**env: str | None) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "emploiplus.preflight"], **env)
+
+
+def assert_one_line(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_it_starts_with_a_valid_configuration():
+    result = manage_check()
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("mysql://user@host/db", "must point to PostgreSQL"),
+        ("not a url", "must point to PostgreSQL"),
+        ("postgres://", "no database name"),
+    ],
+)
+def test_it_refuses_a_malformed_database_url(url, fragment):
+    assert_one_line(manage_check(DATABASE_URL=url), "configuration error:", fragment)
+
+
+def test_it_requires_database_url():
+    assert_one_line(manage_check(DATABASE_URL=None), "DATABASE_URL is not set")
+
+
+def test_it_requires_a_secret_key_when_debug_is_off():
+    assert_one_line(manage_check(DEBUG="0", SECRET_KEY=None), "SECRET_KEY is not set")
+
+
+def test_it_refuses_a_malformed_redis_url():
+    assert_one_line(manage_check(REDIS_URL="http://localhost:6379"), "REDIS_URL is malformed")
+
+
+def test_it_builds_redis_url_from_the_guides_variables():
+    result = run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.REDIS_URL)",
+        ],
+        REDIS_URL=None,
+        REDIS_HOST="cache.internal",
+        REDIS_PORT="6380",
+        REDIS_PASSWORD="p@ss",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "redis://:p%40ss@cache.internal:6380/0"
+
+
+def test_it_reads_the_guides_onesignal_names_as_fallbacks():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "print(s.ONESIGNAL_APP_ID, s.ONESIGNAL_API_KEY)"
+    )
+    result = run(
+        [sys.executable, "-c", code],
+        ONESIGNAL_APP_ID=None,
+        ONESIGNAL_API_KEY=None,
+        ONE_SIGNAL_APP_ID="app-1",
+        ONE_SIGNAL_API_KEY="key-1",
+    )
+    assert result.stdout.strip() == "app-1 key-1"
+
+
+def test_it_names_an_unreachable_redis_in_one_line():
+    assert_one_line(preflight(REDIS_URL="redis://127.0.0.1:1/0"), "cannot reach Redis")
+
+
+def test_it_names_an_unreachable_database_in_one_line():
+    assert_one_line(preflight(DATABASE_URL="postgres://postgres@127.0.0.1:1/nowhere"), "cannot connect to PostgreSQL")
+
+
+def test_it_passes_preflight_when_everything_is_reachable():
+    result = preflight()
+    assert result.returncode == 0, result.stderr
