@@ -209,3 +209,28 @@ class TestUpdatedAtTrigger:
         Post.objects.filter(pk=post.pk).update(content="bonjour à tous")
         post.refresh_from_db()
         assert post.updated_at > old
+
+
+class TestReadOnlyModels:
+    def test_it_reads_the_views_through_the_orm(self, make_user, acme, alice):
+        from emploiplus.models import CandidateJobScore, NewsfeedEntry, SearchEntry
+
+        j = job(acme, title="Développeur Django", required_skills=["django"])
+        c = candidate(make_user, "dj", skills=["django"], experience_level="mid")
+        post = Post.objects.create(user=alice, content="Bonjour")
+
+        score = CandidateJobScore.objects.select_related("job").get(candidate_id=c.pk, job=j)
+        assert score.match_score == Decimal("100.0")
+        assert score.job.title == "Développeur Django"
+        assert NewsfeedEntry.objects.get(pk=post.pk).author_full_name == "Alice"
+        assert SearchEntry.objects.filter(kind="job", object_id=j.pk).exists()
+
+    def test_it_refuses_writes(self, alice):
+        from emploiplus.models import NewsfeedEntry
+
+        post = Post.objects.create(user=alice, content="Bonjour")
+        entry = NewsfeedEntry.objects.get(pk=post.pk)
+        with pytest.raises(TypeError, match="read-only"):
+            entry.save()
+        with pytest.raises(TypeError, match="read-only"):
+            entry.delete()
