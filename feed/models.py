@@ -42,6 +42,13 @@ class Post(TimestampedModel):
                 name="idx_posts_pinned",
                 condition=Q(is_pinned=True, deleted_at__isnull=True),
             ),
+            # The non-pinned phase of the newsfeed keyset (feed.selectors.feed_list): only
+            # visible posts, so a deep page skips nothing but inactive authors.
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="idx_posts_feed",
+                condition=Q(deleted_at__isnull=True, is_hidden=False, is_pinned=False),
+            ),
             models.Index(fields=["user", "-created_at"], name="idx_posts_user_created"),
             GinIndex(fields=["search_vector"], name="idx_posts_search_gin"),
         ]

@@ -1,0 +1,279 @@
+"""Reads of the feed: the newsfeed page, one post, comments, search.
+
+The newsfeed is read from `v_newsfeed_feed` (visible posts only: not deleted, not hidden
+by a moderator, author active) with a keyset on (created_at DESC, id DESC), split in two
+phases so that pinned posts come first without an index on `is_pinned`:
+
+1. pinned posts, newest first (small partial index `idx_posts_pinned`);
+2. then the other posts, newest first (`idx_posts_feed`).
+
+The cursor is the position of the last post returned: (phase, created_at, id), signed.
+A page that ends the pinned phase is completed from the start of phase 2 in the same
+query (UNION ALL, each branch bounded by LIMIT, so phase 2 is read only when needed).
+Posts created during a walk are newer than the cursor, so they never shift later pages:
+every post visible when the walk started is returned exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q
+
+from accounts.models import Role, User
+from emploiplus.errors import ApplicationError, Forbidden, NotFound
+from feed import cursors, search
+from feed.models import Comment, Post
+
+FEED_COLUMNS = """
+    f.id, f.user_id, f.title, f.content, f.image_urls, f.is_pinned,
+    f.likes_count, f.comments_count, f.shares_count, f.created_at, f.updated_at,
+    f.author_full_name, f.author_avatar_url, f.author_role,
+    f.company_id, f.company_name, f.company_logo_url,
+    EXISTS (SELECT 1 FROM post_likes AS l WHERE l.post_id = f.id AND l.user_id = %(viewer)s) AS liked_by_me
+"""
+
+FEED_ORDER = "ORDER BY is_pinned DESC, created_at DESC, id DESC"
+PHASE_ORDER = "ORDER BY f.created_at DESC, f.id DESC"
+
+
+@dataclass(frozen=True)
+class Page:
+    results: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _fetch(sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [col.name for col in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def feed_entry_shape(row: dict[str, Any]) -> dict[str, Any]:
+    """The API shape of one `v_newsfeed_feed` row (author and company embedded)."""
+    company = None
+    if row["company_id"] is not None:
+        company = {"id": row["company_id"], "name": row["company_name"], "logo_url": row["company_logo_url"]}
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "content": row["content"],
+        "image_urls": row["image_urls"] or [],
+        "is_pinned": row["is_pinned"],
+        "likes_count": row["likes_count"],
+        "comments_count": row["comments_count"],
+        "shares_count": row["shares_count"],
+        "liked_by_me": row["liked_by_me"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "author": {
+            "id": row["user_id"],
+            "full_name": row["author_full_name"],
+            "avatar_url": row["author_avatar_url"],
+            "role": row["author_role"],
+        },
+        "company": company,
+    }
+
+
+def _feed_cursor_position(token: str) -> tuple[bool, dt.datetime, uuid.UUID]:
+    payload = cursors.decode("feed", token)
+    try:
+        pinned = payload["p"]
+        created_at = dt.datetime.fromisoformat(payload["t"])
+        post_id = uuid.UUID(payload["i"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
+    if not isinstance(pinned, bool) or created_at.tzinfo is None:
+        raise ApplicationError("invalid_cursor", "Curseur invalide.")
+    return pinned, created_at, post_id
+
+
+def feed_list(*, viewer: User, cursor: str | None = None, limit: int = 20) -> Page:
+    """One page of the newsfeed for `viewer`: one SQL query whatever the page size."""
+    params: dict[str, Any] = {"viewer": viewer.pk, "n": limit + 1}
+    pinned_branch = (
+        f"(SELECT {FEED_COLUMNS} FROM v_newsfeed_feed AS f WHERE f.is_pinned{{after}} {PHASE_ORDER} LIMIT %(n)s)"
+    )
+    other_branch = (
+        f"(SELECT {FEED_COLUMNS} FROM v_newsfeed_feed AS f WHERE NOT f.is_pinned{{after}} {PHASE_ORDER} LIMIT %(n)s)"
+    )
+    keyset = " AND (f.created_at, f.id) < (%(t)s, %(i)s)"
+    if cursor is None:
+        branches = [pinned_branch.format(after=""), other_branch.format(after="")]
+    else:
+        in_pinned_phase, params["t"], params["i"] = _feed_cursor_position(cursor)
+        if in_pinned_phase:
+            branches = [pinned_branch.format(after=keyset), other_branch.format(after="")]
+        else:
+            branches = [other_branch.format(after=keyset)]
+    sql = f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS page {FEED_ORDER} LIMIT %(n)s"
+    rows = _fetch(sql, params)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = cursors.encode(
+            "feed", {"p": last["is_pinned"], "t": last["created_at"].isoformat(), "i": str(last["id"])}
+        )
+    return Page([feed_entry_shape(row) for row in rows], next_cursor)
+
+
+def feed_entry_get(*, viewer: User, post_id: uuid.UUID) -> dict[str, Any]:
+    """One visible post in the feed shape, or 404 (deleted, hidden, inactive author)."""
+    rows = _fetch(
+        f"SELECT {FEED_COLUMNS} FROM v_newsfeed_feed AS f WHERE f.id = %(id)s", {"viewer": viewer.pk, "id": post_id}
+    )
+    if not rows:
+        raise NotFound("Publication introuvable.", code="post_not_found")
+    return feed_entry_shape(rows[0])
+
+
+def post_is_visible(*, post_id: uuid.UUID) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM v_newsfeed_feed WHERE id = %s", [post_id])
+        return cursor.fetchone() is not None
+
+
+def post_get_visible(*, post_id: uuid.UUID, for_update: bool = False) -> Post:
+    """The post if the feed shows it (not deleted, not hidden, author active), else 404."""
+    qs = Post.objects.filter(pk=post_id, deleted_at__isnull=True, is_hidden=False, user__is_active=True)
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    post = qs.first()
+    if post is None:
+        raise NotFound("Publication introuvable.", code="post_not_found")
+    return post
+
+
+def post_get_for_author(*, user: User, post_id: uuid.UUID) -> Post:
+    """A not-deleted post the caller wrote (admins: any), else 404 / 403."""
+    post = Post.objects.filter(pk=post_id, deleted_at__isnull=True).first()
+    if post is None or (post.is_hidden and post.user_id != user.pk and user.role != Role.ADMIN):
+        raise NotFound("Publication introuvable.", code="post_not_found")
+    if post.user_id != user.pk and user.role != Role.ADMIN:
+        raise Forbidden("Seul l'auteur peut modifier cette publication.")
+    return post
+
+
+# --- comments ---------------------------------------------------------------------------
+
+
+def comment_shape(comment: Comment) -> dict[str, Any]:
+    return {
+        "id": comment.id,
+        "post_id": comment.post_id,
+        "content": comment.content,
+        "created_at": comment.created_at,
+        "updated_at": comment.updated_at,
+        "author": {
+            "id": comment.user_id,
+            "full_name": comment.user.full_name,
+            "avatar_url": comment.user.avatar_url,
+            "role": comment.user.role,
+        },
+    }
+
+
+def comment_list(*, post_id: uuid.UUID, cursor: str | None = None, limit: int = 20) -> Page:
+    """Comments of a visible post, oldest first, keyset on (created_at, id)."""
+    post_get_visible(post_id=post_id)
+    qs = (
+        Comment.objects.filter(post_id=post_id, deleted_at__isnull=True, user__is_active=True)
+        .select_related("user")
+        .order_by("created_at", "id")
+    )
+    if cursor is not None:
+        payload = cursors.decode(f"comments.{post_id}", cursor)
+        try:
+            created_at = dt.datetime.fromisoformat(payload["t"])
+            comment_id = uuid.UUID(payload["i"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
+        qs = qs.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=comment_id))
+    items = list(qs[: limit + 1])
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = items[-1]
+        next_cursor = cursors.encode(f"comments.{post_id}", {"t": last.created_at.isoformat(), "i": str(last.id)})
+    return Page([comment_shape(c) for c in items], next_cursor)
+
+
+# --- search -----------------------------------------------------------------------------
+
+SEARCH_TYPES = {"jobs": "job", "posts": "post", "candidates": "candidate"}
+# Ranking considers the newest SEARCH_WINDOW matches of the query (all of them for any
+# selective query): it bounds the work of a one-letter-away-from-everything query such as
+# "dév" over a million posts, where ranking every match would cost hundreds of ms.
+SEARCH_WINDOW = 1000
+SEARCH_MAX_OFFSET = SEARCH_WINDOW
+
+
+def can_search_candidates(user: User) -> bool:
+    """Candidate profiles are personal data: only recruiters and admins may search them."""
+    return user.role in (Role.COMPANY, Role.ADMIN)
+
+
+def search_kinds_for(*, user: User, type_: str | None) -> list[str]:
+    if type_ in (None, "", "all"):
+        kinds = ["job", "post"]
+        if can_search_candidates(user):
+            kinds.append("candidate")
+        return kinds
+    if type_ not in SEARCH_TYPES:
+        raise ApplicationError("invalid_type", "`type` doit valoir jobs, posts ou candidates.")
+    if type_ == "candidates" and not can_search_candidates(user):
+        raise Forbidden("La recherche de candidats est réservée aux recruteurs.", code="forbidden")
+    return [SEARCH_TYPES[type_]]
+
+
+def search_query(*, q: str, kinds: list[str], offset: int, limit: int) -> list[dict[str, Any]]:
+    """Ranked rows of `v_search_optimized` for `q` (the raw search box value)."""
+    tsquery_sql, tsquery_params = search.build_tsquery(q)
+    score = search.rank_sql("w.search_vector", "w.created_at", tsquery_sql)
+    sql = f"""
+        SELECT w.kind, w.object_id, w.title, w.snippet, w.created_at, {score} AS score
+        FROM (
+            SELECT s.kind, s.object_id, s.title, s.snippet, s.created_at, s.search_vector
+            FROM v_search_optimized AS s
+            WHERE s.kind = ANY(%s) AND s.search_vector @@ {tsquery_sql}
+            ORDER BY s.created_at DESC
+            LIMIT {SEARCH_WINDOW}
+        ) AS w
+        ORDER BY score DESC, w.created_at DESC, w.object_id
+        LIMIT %s OFFSET %s
+    """
+    return _fetch(sql, [*tsquery_params, list(kinds), *tsquery_params, limit, offset])
+
+
+def search_list(*, user: User, q: str, type_: str | None, cursor: str | None = None, limit: int = 20) -> Page:
+    kinds = search_kinds_for(user=user, type_=type_)
+    offset = 0
+    if cursor is not None:
+        payload = cursors.decode("search", cursor)
+        offset = payload.get("o")
+        if payload.get("q") != q or payload.get("k") != kinds or not isinstance(offset, int) or offset < 0:
+            raise ApplicationError("invalid_cursor", "Curseur invalide.")
+    rows = search_query(q=q, kinds=kinds, offset=offset, limit=limit + 1)
+    next_cursor = None
+    if len(rows) > limit and offset + limit < SEARCH_MAX_OFFSET:
+        rows = rows[:limit]
+        next_cursor = cursors.encode("search", {"q": q, "k": kinds, "o": offset + limit})
+    results = [
+        {
+            "type": row["kind"],
+            "id": row["object_id"],
+            "title": row["title"],
+            "snippet": row["snippet"],
+            "created_at": row["created_at"],
+            "score": round(float(row["score"]), 6),
+        }
+        for row in rows[:limit]
+    ]
+    return Page(results, next_cursor)
