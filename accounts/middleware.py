@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts import jwks
 from accounts.services import user_get_or_create_from_claims
-from accounts.tokens import TokenError, verify_token
+from accounts.tokens import ASYMMETRIC_ALGORITHMS, TokenError, verify_token
 
 
 def _headers(scope) -> dict[str, str]:
@@ -54,12 +56,28 @@ def origin_allowed(origin: str) -> bool:
 
 
 @database_sync_to_async
-def _authenticate(token: str):
-    claims = verify_token(token)
+def _verify_and_load(token: str):
+    claims = verify_token(token, fetch_keys=False)
     user = user_get_or_create_from_claims(claims=claims)
     if not user.is_active:
         raise TokenError("user_inactive", "Compte désactivé.")
     return user, claims
+
+
+async def _authenticate(token: str):
+    """Verify and load the user without blocking the event loop.
+
+    A JWKS fetch (unknown `kid`, rare) runs in a thread of its own so it never occupies
+    the ORM's thread-sensitive executor; the signature check and the user query then run
+    together in that executor.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except (jwt.PyJWTError, ValueError, TypeError):
+        header = {}
+    if header.get("alg") in ASYMMETRIC_ALGORITHMS and isinstance(header.get("kid"), str):
+        await jwks.arefresh_if_needed(header["kid"])
+    return await _verify_and_load(token)
 
 
 class WebSocketAuthMiddleware:

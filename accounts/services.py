@@ -26,11 +26,11 @@ def role_from_claims(claims: Claims) -> str:
     `admin` is honoured only from app_metadata (set by the service role), never from
     user_metadata, which the user can edit.
     """
-    app_role = _ROLE_ALIASES.get(str(claims.app_metadata.get("role") or "").lower())
+    app_role = app_role_from_claims(claims)
     if app_role:
         return app_role
     for key in ("role", "user_type"):
-        role = _ROLE_ALIASES.get(str(claims.user_metadata.get(key) or "").lower())
+        role = _ROLE_ALIASES.get(str(claims.user_metadata.get(key) or "").strip().lower())
         if role and role != Role.ADMIN:
             return role
     return Role.CANDIDATE
@@ -45,34 +45,55 @@ def _profile_fields(claims: Claims) -> dict[str, Any]:
     }
 
 
+def app_role_from_claims(claims: Claims) -> str | None:
+    """The role the service role set in app_metadata (trusted), if any."""
+    return _ROLE_ALIASES.get(str(claims.app_metadata.get("role") or "").strip().lower())
+
+
 def user_get_or_create_from_claims(*, claims: Claims) -> User:
     """The user for a verified token; the first token of an unknown `sub` creates it.
 
-    An existing user's role is raised to admin when app_metadata says so, and lowered
-    from admin when app_metadata no longer does, unless the admin role was granted in
-    this database by staff (is_staff). A user_metadata role never makes an admin.
+    Creation: email, full name and avatar from the claims; role from `role_from_claims`;
+    candidates get an empty `Candidate` row.
+
+    Existing users: the database role is authoritative, except that a role present in
+    `app_metadata` (writable only with the service role) is mirrored into the database —
+    so app_metadata can grant admin, and can take it back by naming another role.
+    An admin granted by staff in this database (`is_staff`) is never demoted by a token.
+    `user_metadata` (user-editable) never changes an existing user's role.
     """
     user = User.objects.filter(pk=claims.sub).first()
-    role = role_from_claims(claims)
     if user is None:
-        fields = _profile_fields(claims)
-        try:
-            with transaction.atomic():
-                user = User.objects.create_user(id=claims.sub, role=role, **fields)
-                if role == Role.CANDIDATE:
-                    Candidate.objects.create(user=user)
-        except IntegrityError:
-            # A concurrent first request created it (or the email belongs to another uid).
-            user = User.objects.filter(pk=claims.sub).first()
-            if user is None:
-                fields["email"] = None
-                user = User.objects.create_user(id=claims.sub, role=role, **fields)
-                if role == Role.CANDIDATE:
-                    Candidate.objects.get_or_create(user=user)
-        return user
+        return _user_create_from_claims(claims=claims)
 
-    app_admin = str(claims.app_metadata.get("role") or "").lower() == "admin"
-    if app_admin and user.role != Role.ADMIN:
-        user.role = Role.ADMIN
-        user.save(update_fields=["role", "updated_at"])
+    app_role = app_role_from_claims(claims)
+    if app_role and app_role != user.role and not (user.role == Role.ADMIN and user.is_staff):
+        with transaction.atomic():
+            user.role = app_role
+            user.save(update_fields=["role", "updated_at"])
+            if app_role == Role.CANDIDATE:
+                Candidate.objects.get_or_create(user=user)
+    return user
+
+
+def _user_create_from_claims(*, claims: Claims) -> User:
+    role = role_from_claims(claims)
+    fields = _profile_fields(claims)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(id=claims.sub, role=role, **fields)
+            if role == Role.CANDIDATE:
+                Candidate.objects.create(user=user)
+            return user
+    except IntegrityError:
+        pass
+    # A concurrent first request created it, or the email belongs to another uid.
+    user = User.objects.filter(pk=claims.sub).first()
+    if user is not None:
+        return user
+    fields["email"] = None
+    with transaction.atomic():
+        user, _ = User.objects.get_or_create(id=claims.sub, defaults={"role": role, **fields})
+        if user.role == Role.CANDIDATE:
+            Candidate.objects.get_or_create(user=user)
     return user

@@ -8,11 +8,23 @@ Server pushes arrive from the channel layer as `emploiplus.event` messages (see
 `emploiplus.events`) and go out as `{"event", "data"}`.
 
 Subclasses stay thin: declare `handled_events`, join groups in `on_connect`, turn
-frames into service calls.
+frames into service calls. Identity is `self.user`, set from the scope by the auth
+middleware (accounts.middleware) at the handshake; nothing in a frame can change it.
+
+Security behaviour of the base class:
+- unauthenticated (no/bad token): accepted, then closed with 4401 (CONTRACT §5);
+- the token's `exp` (+ JWT_LEEWAY_SECONDS) is enforced for the life of the connection:
+  a timer closes it with 4401 at expiry, and a frame arriving after expiry is refused by
+  closing with 4401 before any handler runs;
+- every incoming frame (valid or not) counts against WS_EVENTS_PER_10_SECONDS per
+  connection; over the limit the frame gets an `error` frame `rate_limited` and the
+  connection stays open.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -29,6 +41,17 @@ CLOSE_UNAUTHENTICATED = 4401
 MAX_FRAME_BYTES = 64 * 1024
 
 
+def _ref_of(text_data: str | None) -> str | int | None:
+    """Best-effort `ref` of a frame we refuse without handling (so the client can match it)."""
+    if not text_data or len(text_data) > MAX_FRAME_BYTES:
+        return None
+    try:
+        ref = json.loads(text_data).get("ref")
+    except (ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, (str, int)) else None
+
+
 class EventConsumer(AsyncWebsocketConsumer):
     handled_events: tuple[str, ...] = ()
 
@@ -37,13 +60,26 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.user = self.scope.get("user")
         self.groups_joined: set[str] = set()
         self._rate_window = (0.0, 0)
+        self._expiry_task: asyncio.Task | None = None
         await self.accept(subprotocol=self.scope.get("subprotocol"))
         if self.user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        expires_at = self._expires_at()
+        if expires_at is not None:
+            self._expiry_task = asyncio.ensure_future(self._close_at(expires_at))
         await self.on_connect()
 
+    async def _close_at(self, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
     async def disconnect(self, code: int) -> None:
+        task = getattr(self, "_expiry_task", None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if getattr(self, "user", None) is not None:
             try:
                 await self.on_disconnect(code)
@@ -66,10 +102,15 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.groups_joined.discard(group)
 
     # --- frames in ------------------------------------------------------------------
+    def _expires_at(self) -> float | None:
+        exp = getattr(self.scope.get("claims"), "exp", None)
+        if not isinstance(exp, (int, float)):
+            return None
+        return exp + settings.JWT_LEEWAY_SECONDS
+
     def _token_expired(self) -> bool:
-        claims = self.scope.get("claims")
-        exp = getattr(claims, "exp", None)
-        return bool(exp) and time.time() > exp + settings.JWT_LEEWAY_SECONDS
+        expires_at = self._expires_at()
+        return expires_at is not None and time.time() >= expires_at
 
     def _rate_limited(self) -> bool:
         window_start, count = self._rate_window
@@ -88,6 +129,9 @@ class EventConsumer(AsyncWebsocketConsumer):
             return
         ref = None
         try:
+            if self._rate_limited():
+                ref = _ref_of(text_data)
+                raise ApplicationError("rate_limited", "Trop d'événements, ralentissez.")
             if text_data is None:
                 raise ApplicationError("invalid_frame", "Frames must be JSON text.")
             if len(text_data.encode()) > MAX_FRAME_BYTES:
@@ -101,8 +145,6 @@ class EventConsumer(AsyncWebsocketConsumer):
             ref = frame.get("ref")
             if ref is not None and not isinstance(ref, (str, int)):
                 ref = None
-            if self._rate_limited():
-                raise ApplicationError("rate_limited", "Trop d'événements, ralentissez.")
             event = frame.get("event")
             data = frame.get("data") or {}
             if event not in self.handled_events:

@@ -2,6 +2,11 @@
 
 Validation errors keep DRF's field errors under `errors` so clients can show them
 next to the fields (`{"detail", "code": "invalid", "errors": {"field": [...]}}`).
+
+Authentication: 401 (with `WWW-Authenticate`, set by DRF from the authentication class)
+carries `token_missing`, `token_invalid`, `token_expired` or `user_inactive`; 403
+carries `forbidden`; 429 carries `throttled`, `retry_after` and the `Retry-After` header.
+Webhook signature failures keep CONTRACT §8's own shape `{"error": ...}`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, ApplicationError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
         return Response(body, status=exc.status)
+
+    from webhooks.signing import WebhookAuthError
+
+    if isinstance(exc, WebhookAuthError):
+        return Response(exc.body, status=exc.status_code)
 
     response = drf_exception_handler(exc, context)
     if response is None:

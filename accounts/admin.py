@@ -1,0 +1,79 @@
+"""Admin for users, companies and candidate profiles.
+
+Access to /admin/ is Django's own: a session login by a user whose `is_staff` is true in
+this database. Token claims (app_metadata.role = admin included) never grant it.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts.models import Candidate, Company, User
+
+
+class CandidateInline(admin.StackedInline):
+    model = Candidate
+    can_delete = False
+    extra = 0
+    fields = ("skills", "experience_level", "location", "job_title", "notifications_enabled", "is_active")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ("-created_at",)
+    list_display = ("email", "full_name", "role", "company", "is_active", "is_staff", "created_at")
+    list_filter = ("role", "is_active", "is_staff", "is_superuser", "company")
+    list_select_related = ("company",)
+    search_fields = ("email", "full_name", "=id")
+    readonly_fields = ("id", "created_at", "updated_at", "last_login")
+    autocomplete_fields = ("company",)
+    inlines = (CandidateInline,)
+    fieldsets = (
+        (None, {"fields": ("id", "email", "full_name", "avatar_url")}),
+        ("Rôle", {"fields": ("role", "company")}),
+        ("Droits", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "full_name", "role", "company", "password1", "password2")}),
+    )
+    filter_horizontal = ("groups", "user_permissions")
+
+    def get_inline_instances(self, request, obj=None):
+        # Only candidates have a profile row to edit.
+        if obj is None or not hasattr(obj, "candidate"):
+            return []
+        return super().get_inline_instances(request, obj)
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = ("name", "website", "created_at")
+    search_fields = ("name", "website", "=id")
+    ordering = ("name",)
+    readonly_fields = ("id", "created_at", "updated_at")
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = ("user", "experience_level", "location", "notifications_enabled", "is_active", "deleted_at")
+    list_filter = ("experience_level", "notifications_enabled", "is_active", ("deleted_at", admin.EmptyFieldListFilter))
+    list_select_related = ("user",)
+    search_fields = ("user__email", "user__full_name", "location", "job_title", "=user__id")
+    readonly_fields = ("created_at", "updated_at")
+    raw_id_fields = ("user",)
+    fields = (
+        "user",
+        "skills",
+        "experience_level",
+        "location",
+        "job_title",
+        "target_salary_min",
+        "target_salary_max",
+        "notifications_enabled",
+        "is_active",
+        "deleted_at",
+        "created_at",
+        "updated_at",
+    )
