@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -25,9 +26,57 @@ class DeliveryStatus(models.TextChoices):
     SKIPPED = "skipped", "Ignorée"
 
 
+class BatchStatus(models.TextChoices):
+    QUEUED = "queued", "En file"
+    STORED = "stored", "Enregistrée"
+    FAILED = "failed", "Échec"
+
+
+class NotificationBatch(models.Model):
+    """One call of `notification_queue`: the message, the recipient spec, the fan-out state.
+
+    Large recipient sets are resolved and stored by the worker (`notification_batch_fanout`);
+    the request only writes this row. `title_en`/`body_en` are the English texts sent to
+    OneSignal (which requires an "en" entry); they fall back to the French ones.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=50)
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True, default="")
+    title_en = models.CharField(max_length=300, blank=True, default="")
+    body_en = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    channels = ArrayField(models.CharField(max_length=16), default=list)
+    user_ids = ArrayField(models.UUIDField(), null=True, blank=True, help_text="Explicit recipients (None: all)")
+    role = models.CharField(max_length=16, blank=True, default="")
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.QUEUED)
+    recipients_count = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notification_batches"
+        verbose_name = "lot de notifications"
+        verbose_name_plural = "lots de notifications"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=BatchStatus.values), name="notification_batches_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.title} ({self.status})"
+
+
 class Notification(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    batch = models.ForeignKey(
+        NotificationBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
     type = models.CharField(max_length=50)
     title = models.CharField(max_length=300)
     body = models.TextField(blank=True, default="")
@@ -41,6 +90,10 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="idx_notifications_user_created"),
             models.Index(fields=["user"], name="idx_notifications_unread", condition=Q(read_at__isnull=True)),
+        ]
+        constraints = [
+            # A re-run fan-out (worker killed mid-way) never stores a second row per user.
+            models.UniqueConstraint(fields=["batch", "user"], name="notifications_unique_batch_user"),
         ]
 
     def __str__(self) -> str:
@@ -70,4 +123,12 @@ class NotificationDelivery(TimestampedModel):
                 condition=Q(status__in=DeliveryStatus.values), name="notification_deliveries_status_valid"
             ),
         ]
-        indexes = [models.Index(fields=["status", "channel"], name="idx_deliveries_status")]
+        indexes = [
+            models.Index(fields=["status", "channel"], name="idx_deliveries_status"),
+            # Deliveries waiting for the dispatcher to give them a batch.
+            models.Index(
+                fields=["channel", "created_at"],
+                name="idx_deliveries_undispatched",
+                condition=Q(status="pending", batch_key=""),
+            ),
+        ]
