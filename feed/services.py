@@ -85,34 +85,29 @@ def post_set_hidden(*, user: User, post_id: uuid.UUID, hidden: bool) -> Post:
 def post_like_toggle(*, user: User, post_id: uuid.UUID) -> tuple[bool, int]:
     """Like the post if the caller has not, else unlike it. Returns (liked, likes_count).
 
-    Race-free without locks held across round trips: the INSERT … ON CONFLICT DO NOTHING
-    either creates the like (unique (post_id, user_id)) or finds it already there, in
-    which case it is deleted. Two concurrent toggles by the same user serialise on the
-    unique index; toggles by different users serialise only on the trigger's row update.
+    Race-free: a transaction-scoped advisory lock keyed on (post, user) serialises the
+    toggles of one user on one post (a double click gives like then unlike, never two
+    likes or a lost toggle), while toggles of different users never wait on each other
+    except for the counter trigger's row update. The unique (post_id, user_id)
+    constraint still guards against any other writer (ON CONFLICT DO NOTHING).
     """
     post_get_visible(post_id=post_id)
     with connection.cursor() as cursor:
-        for _ in range(3):  # a concurrent toggle of the same user can undo our view of the row
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('post_like:' || %s::text || ':' || %s::text, 0))",
+            [post_id, user.pk],
+        )
+        cursor.execute("DELETE FROM post_likes WHERE post_id = %s AND user_id = %s RETURNING id", [post_id, user.pk])
+        liked = cursor.fetchone() is None
+        if liked:
             cursor.execute(
                 """
                 INSERT INTO post_likes (id, post_id, user_id, created_at)
                 VALUES (%s, %s, %s, now())
                 ON CONFLICT (post_id, user_id) DO NOTHING
-                RETURNING id
                 """,
                 [uuid.uuid4(), post_id, user.pk],
             )
-            if cursor.fetchone() is not None:
-                liked = True
-                break
-            cursor.execute(
-                "DELETE FROM post_likes WHERE post_id = %s AND user_id = %s RETURNING id", [post_id, user.pk]
-            )
-            if cursor.fetchone() is not None:
-                liked = False
-                break
-        else:  # pragma: no cover - needs three interleaved toggles of one user
-            liked = False
         cursor.execute("SELECT likes_count FROM posts WHERE id = %s", [post_id])
         (likes_count,) = cursor.fetchone()
     return liked, likes_count
