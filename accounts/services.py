@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -81,7 +82,7 @@ def _user_create_from_claims(*, claims: Claims) -> User:
     fields = _profile_fields(claims)
     try:
         with transaction.atomic():
-            user = User.objects.create_user(id=claims.sub, role=role, **fields)
+            user = User.objects.create_user(id=uuid.UUID(claims.sub), role=role, **fields)
             if role == Role.CANDIDATE:
                 Candidate.objects.create(user=user)
             return user
@@ -93,7 +94,7 @@ def _user_create_from_claims(*, claims: Claims) -> User:
         return user
     fields["email"] = None
     with transaction.atomic():
-        user, _ = User.objects.get_or_create(id=claims.sub, defaults={"role": role, **fields})
+        user, _ = User.objects.get_or_create(id=uuid.UUID(claims.sub), defaults={"role": role, **fields})
         if user.role == Role.CANDIDATE:
             Candidate.objects.get_or_create(user=user)
     return user
