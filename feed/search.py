@@ -63,9 +63,22 @@ def tokenize(text: str) -> list[str]:
     return words
 
 
+def _truncations(word: str) -> list[str]:
+    """Shorter forms of a word being typed that the French stemmer may have indexed.
+
+    The stemmer cuts suffixes, so "développeuse" is indexed as `developp`; while the
+    user is at "développeu", the prefix `developpeu:*` cannot reach it. Offering the
+    word minus its last one to three characters (never under 5) as exact lexemes does.
+    """
+    if "." in word or "+" in word or "#" in word or len(word) < 6:
+        return []
+    return [word[:n] for n in range(len(word) - 1, max(4, len(word) - 4), -1)]
+
+
 def build_tsquery(text: str) -> tuple[str, list[str]]:
     """`(sql, params)`: a tsquery SQL expression matching every word of `text` as a
-    French-stemmed prefix ("dévelop" finds "développeur", "developpeur" finds it too).
+    French-stemmed prefix ("dévelop" finds "développeur", "developpeur" finds it too),
+    or as one of its short truncations (see `_truncations`).
 
     Raises ApplicationError (400) for input that is too short, too long or holds no
     word of at least two characters. Stop words ("le", "de") are ignored by PostgreSQL.
@@ -73,10 +86,19 @@ def build_tsquery(text: str) -> tuple[str, list[str]]:
     words = tokenize(clean_query(text))
     if not words:
         raise ApplicationError("query_too_short", "La recherche doit contenir au moins un mot de deux caractères.")
-    # Each operand is built here from a word that cannot contain a quote, a backslash
-    # or an operator, so to_tsquery only ever parses `'word':*`.
-    sql = " && ".join("to_tsquery('french', %s)" for _ in words)
-    return f"({sql})", [f"'{word}':*" for word in words]
+    # Every operand is built here from a word that cannot contain a quote, a backslash
+    # or an operator, so to_tsquery only ever parses `'word':*` and `'a' | 'b'`.
+    parts: list[str] = []
+    params: list[str] = []
+    for word in words:
+        params.append(f"'{word}':*")
+        shorter = _truncations(word)
+        if shorter:
+            parts.append("(to_tsquery('french', %s) || to_tsquery('simple', %s))")
+            params.append(" | ".join(f"'{w}'" for w in shorter))
+        else:
+            parts.append("to_tsquery('french', %s)")
+    return f"({' && '.join(parts)})", params
 
 
 # Recency multiplier in ]0.5, 1]: fresh documents score up to twice as much as old ones,
