@@ -5,6 +5,9 @@ The cron scheduler only enqueues; the `rqworker` processes run the jobs.
 
 from rq import cron
 
-from matching.jobs import refresh_materialized_views
+from matching.jobs import refresh_materialized_views, sweep_pending_jobs
 
 cron.register(refresh_materialized_views, queue_name="notifications", interval=300)
+# Lost webhook deliveries: active jobs still `pending` after MATCHING_SWEEP_AFTER_SECONDS
+# (default 120 s), or `queued` for 15 minutes (dead worker), go through the pipeline.
+cron.register(sweep_pending_jobs, queue_name="notifications", interval=60)

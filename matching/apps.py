@@ -4,3 +4,18 @@ from django.apps import AppConfig
 class MatchingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "matching"
+
+    def ready(self) -> None:
+        from django.db import transaction
+        from django.db.models.signals import post_delete, post_save
+
+        from matching import skills
+        from matching.models import SkillAlias
+
+        def _invalidate(**_kwargs) -> None:
+            skills.invalidate_cache()
+            # Again after commit: a reader may have re-cached the old map meanwhile.
+            transaction.on_commit(skills.invalidate_cache)
+
+        post_save.connect(_invalidate, sender=SkillAlias, dispatch_uid="skill_alias_saved")
+        post_delete.connect(_invalidate, sender=SkillAlias, dispatch_uid="skill_alias_deleted")

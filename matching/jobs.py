@@ -1,9 +1,29 @@
-"""RQ jobs of matching (thin: load, call one service)."""
+"""RQ jobs of matching (thin: take ids, call one service). All run on the `notifications` queue."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from matching import services
 
 
 def refresh_materialized_views() -> dict[str, float]:
     return services.stats_refresh()
+
+
+def process_job(job_id: str) -> dict[str, Any]:
+    """The matching pipeline for a job created/activated through the API or found by the sweep."""
+    try:
+        return services.job_match_and_notify(job_id=job_id)
+    except Exception:
+        services.job_mark_failed(job_id=job_id)
+        raise
+
+
+def rematch_candidate(candidate_id: str) -> dict[str, Any]:
+    return services.candidate_rematch(candidate_id=candidate_id)
+
+
+def sweep_pending_jobs() -> list[str]:
+    """Scheduled (emploiplus/cron.py): active jobs whose notification never ran."""
+    return services.job_sweep_pending()

@@ -143,3 +143,11 @@ class SkillAlias(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.alias} → {self.canonical}"
+
+    def save(self, *args, **kwargs):
+        # Stored reduced, so "React.JS" typed in the admin is the key "reactjs".
+        from matching.skills import fold, skill_key
+
+        self.alias = skill_key(self.alias)
+        self.canonical = fold(self.canonical)
+        super().save(*args, **kwargs)

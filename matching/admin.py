@@ -1,0 +1,47 @@
+from django.contrib import admin, messages
+
+from matching import services
+from matching.models import CandidateJobMatch, Job, SkillAlias
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "title",
+        "company",
+        "status",
+        "job_type",
+        "notification_status",
+        "matching_candidates_count",
+        "created_at",
+    )
+    list_filter = ("status", "notification_status", "job_type", "experience_level")
+    search_fields = ("title", "location", "company__name")
+    raw_id_fields = ("company", "created_by")
+    readonly_fields = ("notification_sent_at", "matching_candidates_count", "created_at", "updated_at")
+    date_hierarchy = "created_at"
+    actions = ["run_matching"]
+
+    @admin.action(description="Relancer le matching et les notifications")
+    def run_matching(self, request, queryset):
+        for job in queryset:
+            services.job_queue_matching(job=job)
+        self.message_user(request, f"{queryset.count()} offre(s) remise(s) en file.", messages.SUCCESS)
+
+
+@admin.register(CandidateJobMatch)
+class CandidateJobMatchAdmin(admin.ModelAdmin):
+    list_display = ("job", "candidate", "match_score", "notified_at", "created_at")
+    list_filter = (("notified_at", admin.EmptyFieldListFilter),)
+    search_fields = ("job__title", "candidate__user__email")
+    raw_id_fields = ("job", "candidate")
+    ordering = ("-created_at",)
+
+
+@admin.register(SkillAlias)
+class SkillAliasAdmin(admin.ModelAdmin):
+    """Aliases are stored as comparison keys; saving clears the alias cache everywhere."""
+
+    list_display = ("alias", "canonical", "updated_at")
+    search_fields = ("alias", "canonical")
+    list_editable = ("canonical",)

@@ -1,0 +1,328 @@
+"""Reads of matching: the SQL matcher (CONTRACT §7), job lists and lookups.
+
+The score is never computed in Python: every query calls the `match_*` SQL functions
+of matching migration 0002, the same ones `v_candidate_job_matches` uses, so the view,
+the webhook pipeline and the API agree by construction (a test checks it on random pairs).
+
+Why the `&&` (overlap) prefilter is exact — and when it is dropped
+    A pair with no skill in common scores skill = 0, so at most
+    0.5·0 + 0.3·100 + 0.2·100 = 50. With MATCH_MIN_SCORE > 50 (default 60) such a pair
+    can never be notified, and `candidates.skills && job.required_skills` (answered by the
+    GIN index) removes only pairs that could not match anyway. With MATCH_MIN_SCORE ≤ 50 a
+    zero-overlap pair *can* qualify, so the prefilter is dropped and every eligible row is
+    scored (a sequential scan). `prefilter_is_exact()` is that rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from accounts.models import Role, User
+from emploiplus.errors import ApplicationError, NotFound
+from matching.models import Job, JobStatus
+from matching.skills import skills_normalize
+
+# Highest score a pair with no common skill can reach: 0.5·0 + 0.3·100 + 0.2·100.
+MAX_SCORE_WITHOUT_SKILLS = 50.0
+
+
+def min_score() -> float:
+    return float(settings.MATCH_MIN_SCORE)
+
+
+def prefilter_is_exact(threshold: float | None = None) -> bool:
+    """True when no zero-overlap pair can reach the threshold (see the module docstring)."""
+    return (min_score() if threshold is None else threshold) > MAX_SCORE_WITHOUT_SKILLS
+
+
+@dataclass(frozen=True)
+class Match:
+    candidate_id: UUID
+    job_id: UUID
+    score: Decimal
+    skill_score: Decimal
+    experience_score: Decimal
+    salary_score: Decimal
+    matched_skills: list[str]
+    missing_skills: list[str]
+    notifications_enabled: bool = True
+
+    def breakdown(self) -> dict[str, Any]:
+        return {
+            "score": float(self.score),
+            "skill_score": float(self.skill_score),
+            "experience_score": float(self.experience_score),
+            "salary_score": float(self.salary_score),
+            "matched_skills": self.matched_skills,
+            "missing_skills": self.missing_skills,
+        }
+
+
+# --- job → candidates -----------------------------------------------------------------
+
+# Parameters: %(job_id)s, %(skills)s, %(level)s, %(salary_min)s, %(salary_max)s, %(min_score)s.
+# The job's values are passed as parameters (not joined) so the `&&` predicate compares
+# the GIN-indexed column with a constant and the planner can use a bitmap index scan.
+_CANDIDATES_FOR_JOB = """
+SELECT c.id AS candidate_id,
+       %(job_id)s::uuid AS job_id,
+       match_overall_score(p.skill, p.experience, p.salary) AS score,
+       round(p.skill, 1) AS skill_score,
+       p.experience AS experience_score,
+       p.salary AS salary_score,
+       match_matched_skills(c.skills, %(skills)s::text[]) AS matched_skills,
+       match_missing_skills(c.skills, %(skills)s::text[]) AS missing_skills,
+       c.notifications_enabled
+FROM candidates AS c
+JOIN users AS u ON u.id = c.id
+CROSS JOIN LATERAL (
+    SELECT match_skill_score(c.skills, %(skills)s::text[]) AS skill,
+           match_experience_score(c.experience_level, %(level)s::text) AS experience,
+           match_salary_score(c.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer) AS salary
+) AS p
+WHERE c.is_active AND c.deleted_at IS NULL AND u.is_active
+  {prefilter}
+  AND match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s
+"""
+
+_PREFILTER_CANDIDATES = "AND c.skills && %(skills)s::text[]"
+
+
+def candidates_for_job_sql(*, prefilter: bool) -> str:
+    return _CANDIDATES_FOR_JOB.format(prefilter=_PREFILTER_CANDIDATES if prefilter else "")
+
+
+def job_match_params(job: Job, *, threshold: float | None = None) -> dict[str, Any]:
+    return {
+        "job_id": str(job.id),
+        "skills": list(job.required_skills or []),
+        "level": job.experience_level or None,
+        "salary_min": job.salary_min,
+        "salary_max": job.salary_max,
+        "min_score": min_score() if threshold is None else threshold,
+    }
+
+
+def _rows_to_matches(cursor) -> list[Match]:
+    return [Match(*row) for row in cursor.fetchall()]
+
+
+def candidates_matching_job(
+    *, job: Job, threshold: float | None = None, prefilter: bool | None = None, limit: int | None = None
+) -> list[Match]:
+    """Active, not deleted candidates scoring ≥ threshold for `job`, best first.
+
+    `prefilter=None` uses the GIN `&&` prefilter exactly when it cannot lose a match.
+    Opted-out candidates are included (flag `notifications_enabled`): they match, they
+    are just not notified.
+    """
+    threshold = min_score() if threshold is None else threshold
+    if prefilter is None:
+        prefilter = prefilter_is_exact(threshold)
+    if job.status != JobStatus.ACTIVE or job.deleted_at is not None:
+        return []
+    sql = candidates_for_job_sql(prefilter=prefilter) + " ORDER BY score DESC, c.id"
+    params = job_match_params(job, threshold=threshold)
+    if limit is not None:
+        sql += " LIMIT %(limit)s"
+        params["limit"] = limit
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _rows_to_matches(cursor)
+
+
+# --- candidate → jobs -----------------------------------------------------------------
+
+_JOBS_FOR_CANDIDATE = """
+SELECT %(candidate_id)s::uuid AS candidate_id,
+       j.id AS job_id,
+       match_overall_score(p.skill, p.experience, p.salary) AS score,
+       round(p.skill, 1) AS skill_score,
+       p.experience AS experience_score,
+       p.salary AS salary_score,
+       match_matched_skills(%(skills)s::text[], j.required_skills) AS matched_skills,
+       match_missing_skills(%(skills)s::text[], j.required_skills) AS missing_skills,
+       %(notifications_enabled)s AS notifications_enabled
+FROM jobs AS j
+CROSS JOIN LATERAL (
+    SELECT match_skill_score(%(skills)s::text[], j.required_skills) AS skill,
+           match_experience_score(%(level)s::text, j.experience_level) AS experience,
+           match_salary_score(%(salary_min)s::integer, j.salary_min, j.salary_max) AS salary
+) AS p
+WHERE j.status = 'active' AND j.deleted_at IS NULL
+  {prefilter}
+  AND match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s
+"""
+
+_PREFILTER_JOBS = "AND j.required_skills && %(skills)s::text[]"
+
+
+def jobs_for_candidate_sql(*, prefilter: bool) -> str:
+    return _JOBS_FOR_CANDIDATE.format(prefilter=_PREFILTER_JOBS if prefilter else "")
+
+
+def candidate_match_params(candidate, *, threshold: float | None = None) -> dict[str, Any]:
+    return {
+        "candidate_id": str(candidate.pk),
+        "skills": list(candidate.skills or []),
+        "level": candidate.experience_level or None,
+        "salary_min": candidate.target_salary_min,
+        "notifications_enabled": bool(candidate.notifications_enabled),
+        "min_score": min_score() if threshold is None else threshold,
+    }
+
+
+def jobs_matching_candidate(*, candidate, threshold: float | None = None, prefilter: bool | None = None) -> list[Match]:
+    """Active jobs scoring ≥ threshold for `candidate`, best first ([] for an inactive candidate)."""
+    threshold = min_score() if threshold is None else threshold
+    if prefilter is None:
+        prefilter = prefilter_is_exact(threshold)
+    if not candidate.is_active or candidate.deleted_at is not None:
+        return []
+    sql = jobs_for_candidate_sql(prefilter=prefilter) + " ORDER BY score DESC, j.created_at DESC, j.id"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, candidate_match_params(candidate, threshold=threshold))
+        return _rows_to_matches(cursor)
+
+
+# --- jobs: visibility, lookups, list --------------------------------------------------
+
+
+def job_can_edit(*, job: Job, user: User | None) -> bool:
+    if user is None or not user.is_authenticated:
+        return False
+    if user.role == Role.ADMIN:
+        return True
+    return user.role == Role.COMPANY and user.company_id is not None and user.company_id == job.company_id
+
+
+def job_get_for_user(*, job_id: UUID | str, user: User | None) -> Job:
+    """A job the caller may see: active ones for everyone, others for their company / admins."""
+    job = Job.objects.select_related("company").filter(pk=job_id, deleted_at__isnull=True).first()
+    if job is None:
+        raise NotFound("Offre introuvable.")
+    if job.status != JobStatus.ACTIVE and not job_can_edit(job=job, user=user):
+        raise NotFound("Offre introuvable.")
+    return job
+
+
+def job_get_for_edit(*, job_id: UUID | str, user: User) -> Job:
+    job = job_get_for_user(job_id=job_id, user=user)
+    if not job_can_edit(job=job, user=user):
+        from emploiplus.errors import Forbidden
+
+        raise Forbidden("Seule l'entreprise qui publie l'offre peut la modifier.")
+    return job
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def search_tsquery(q: str) -> str:
+    """A safe `to_tsquery` text from free user input: words AND-ed, each a prefix.
+
+    Only \\w runs survive (no operators, quotes or parentheses can reach to_tsquery),
+    so hostile input cannot produce a syntax error. "" when nothing is left.
+    """
+    words = [w.replace("_", "") for w in _WORD.findall(q or "")[:10]]
+    return " & ".join(f"{w[:60]}:*" for w in words if w)
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
+    if not isinstance(values, list) or len(values) != size:
+        raise ApplicationError("invalid_cursor", "Curseur invalide.")
+    return values
+
+
+def job_list(
+    *,
+    user: User | None,
+    q: str = "",
+    location: str = "",
+    skills: list[str] | None = None,
+    job_types: list[str] | None = None,
+    company_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> tuple[list[Job], str | None]:
+    """Active jobs, newest first (keyset on created_at, id), filtered.
+
+    q: French full text on search_vector, every word a prefix, accents ignored.
+    location: accent- and case-insensitive substring. skills: any of (normalised).
+    job_types: any of. company_id: one company (its users also see its drafts/closed).
+    """
+    qs: QuerySet[Job] = Job.objects.select_related("company").filter(deleted_at__isnull=True)
+    own_company = (
+        company_id
+        and user is not None
+        and (user.role == Role.ADMIN or (user.role == Role.COMPANY and str(user.company_id) == str(company_id)))
+    )
+    if company_id:
+        qs = qs.filter(company_id=company_id)
+    if not own_company:
+        qs = qs.filter(status=JobStatus.ACTIVE)
+    where: list[str] = []
+    params: list[Any] = []
+    tsquery = search_tsquery(q)
+    if q and not tsquery:
+        return [], None
+    if tsquery:
+        where.append("jobs.search_vector @@ to_tsquery('french', f_unaccent(%s))")
+        params.append(tsquery)
+    if location:
+        where.append("f_unaccent(lower(jobs.location)) LIKE '%%' || f_unaccent(lower(%s)) || '%%'")
+        params.append(location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+    if where:
+        qs = qs.extra(where=where, params=params)  # noqa: S610 - constant SQL, values as parameters
+    normalised = skills_normalize(skills or [])
+    if normalised:
+        qs = qs.filter(required_skills__overlap=normalised)
+    if job_types:
+        qs = qs.filter(job_type__in=job_types)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor, 2)
+        try:
+            created = datetime.fromisoformat(created_at)
+            last = UUID(str(last_id))
+        except (TypeError, ValueError) as exc:
+            raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
+        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=last))
+    jobs = list(qs.order_by("-created_at", "-id")[: limit + 1])
+    next_cursor = None
+    if len(jobs) > limit:
+        jobs = jobs[:limit]
+        next_cursor = encode_cursor([jobs[-1].created_at.isoformat(), str(jobs[-1].id)])
+    return jobs, next_cursor
+
+
+def paginate_offset(items: list[Any], *, cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
+    """Opaque offset cursor for lists computed in one query (ranked matches)."""
+    offset = 0
+    if cursor:
+        (offset,) = decode_cursor(cursor, 1)
+        if not isinstance(offset, int) or offset < 0:
+            raise ApplicationError("invalid_cursor", "Curseur invalide.")
+    page = items[offset : offset + limit]
+    next_cursor = encode_cursor([offset + limit]) if offset + limit < len(items) else None
+    return page, next_cursor
