@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 
 from accounts.models import Candidate, Company, User
+
+URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 
 
 class CandidateInline(admin.StackedInline):
@@ -21,6 +24,7 @@ class CandidateInline(admin.StackedInline):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    formfield_overrides = URL_FIELDS
     ordering = ("-created_at",)
     list_display = ("email", "full_name", "role", "company", "is_active", "is_staff", "created_at")
     list_filter = ("role", "is_active", "is_staff", "is_superuser", "company")
@@ -49,6 +53,7 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS
     list_display = ("name", "website", "created_at")
     search_fields = ("name", "website", "=id")
     ordering = ("name",)

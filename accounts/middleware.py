@@ -32,7 +32,9 @@ def _headers(scope) -> dict[str, str]:
 def token_from_scope(scope) -> tuple[str | None, str | None]:
     """(token, subprotocol to echo)."""
     headers = _headers(scope)
-    protocols = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    protocols = [str(p).strip() for p in scope.get("subprotocols") or []]
+    if not protocols:
+        protocols = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     if len(protocols) >= 2 and protocols[0].lower() == "bearer":
         return protocols[1], protocols[0]
     auth = headers.get("authorization", "")

@@ -72,7 +72,12 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     async def _close_at(self, expires_at: float) -> None:
         await asyncio.sleep(max(0.0, expires_at - time.time()))
-        await self.close(code=CLOSE_UNAUTHENTICATED)
+        await self._close_expired()
+
+    async def _close_expired(self) -> None:
+        if not getattr(self, "_expired", False):
+            self._expired = True
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
         task = getattr(self, "_expiry_task", None)
@@ -124,8 +129,8 @@ class EventConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user is None:
             return
-        if self._token_expired():
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        if getattr(self, "_expired", False) or self._token_expired():
+            await self._close_expired()
             return
         ref = None
         try:
