@@ -1,0 +1,90 @@
+"""The SQL matcher and v_candidate_job_matches are one definition: they agree."""
+
+import random
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from accounts.models import Candidate
+from matching import selectors
+from matching.models import Job
+
+pytestmark = pytest.mark.django_db
+
+VOCABULARY = ["react", "node.js", "python", "django", "sql", "docker", "aws", "java", "go", "figma", "seo", "excel"]
+LEVELS = [None, "entry", "junior", "mid", "senior", "lead"]
+SALARIES = [None, 25000, 35000, 45000, 60000]
+
+
+def random_skills(rng: random.Random) -> list[str]:
+    return rng.sample(VOCABULARY, rng.randint(0, 5))
+
+
+def test_it_agrees_with_the_view_on_1000_random_pairs(make_user, acme):
+    rng = random.Random(20261128)
+    for i in range(50):
+        user = make_user(f"cand{i}")
+        Candidate.objects.filter(pk=user.pk).update(
+            skills=random_skills(rng),
+            experience_level=rng.choice(LEVELS),
+            target_salary_min=rng.choice(SALARIES),
+        )
+    jobs = []
+    for i in range(20):
+        smin = rng.choice(SALARIES)
+        smax = rng.choice([None, (smin or 20000) + 10000])
+        jobs.append(
+            Job.objects.create(
+                company=acme,
+                title=f"Job {i}",
+                status="active",
+                required_skills=random_skills(rng),
+                experience_level=rng.choice(LEVELS),
+                salary_min=smin,
+                salary_max=smax,
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT candidate_id, job_id, match_score, skill_score, experience_score, salary_score, "
+            "matched_skills, missing_skills FROM v_candidate_job_matches"
+        )
+        view = {(row[0], row[1]): row[2:] for row in cursor.fetchall()}
+    assert len(view) == 50 * 20 + 0  # 1,000 pairs (the fixtures add no candidate here)
+
+    compared = 0
+    for job in jobs:
+        # threshold 0 and no prefilter: every pair, so every view row is compared.
+        ours = {m.candidate_id: m for m in selectors.candidates_matching_job(job=job, threshold=0, prefilter=False)}
+        for (candidate_id, job_id), expected in view.items():
+            if job_id != job.id:
+                continue
+            m = ours[candidate_id]
+            got = (m.score, m.skill_score, m.experience_score, m.salary_score, m.matched_skills, m.missing_skills)
+            assert got == tuple(expected), (candidate_id, job.id)
+            compared += 1
+        # And with the production settings (threshold 60, GIN prefilter): exactly the view's rows ≥ 60.
+        prod = {m.candidate_id: m.score for m in selectors.candidates_matching_job(job=job)}
+        assert prod == {c: v[0] for (c, j), v in view.items() if j == job.id and v[0] >= Decimal("60")}
+    assert compared == 1000
+
+    # The candidate direction agrees too.
+    candidate = Candidate.objects.first()
+    mine = {m.job_id: m.score for m in selectors.jobs_matching_candidate(candidate=candidate, threshold=0)}
+    assert mine == {j: v[0] for (c, j), v in view.items() if c == candidate.pk}
+
+
+def test_it_uses_the_gin_index_for_the_prefilter(acme):
+    job = Job(company=acme, title="x", status="active", required_skills=["react"])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny table: make the index choice visible
+        cursor.execute("EXPLAIN " + selectors.candidates_for_job_sql(prefilter=True), selectors.job_match_params(job))
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "idx_candidates_skills_gin" in plan
+
+
+def test_search_tsquery_is_safe_against_hostile_input():
+    assert selectors.search_tsquery("développeur react") == "développeur:* & react:*"
+    assert selectors.search_tsquery("'); DROP TABLE jobs; --") == "DROP:* & TABLE:* & jobs:*"
+    assert selectors.search_tsquery("!&|():*'\"") == ""

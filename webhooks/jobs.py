@@ -1,0 +1,11 @@
+"""RQ jobs of webhooks (thin): process one stored event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webhooks import services
+
+
+def process_event(event_id: str) -> dict[str, Any]:
+    return services.webhook_process(event_id=event_id)

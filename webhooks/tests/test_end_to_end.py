@@ -1,0 +1,63 @@
+"""Webhook → real daphne → real rq worker process → notifications rows."""
+
+import json
+import subprocess
+import urllib.request
+import uuid
+
+import pytest
+
+from emploiplus.testing import daphne_server, rq_worker
+from matching.models import Job, NotificationStatus
+from matching.testing import envelope, set_profile, sign
+from notifications.models import Notification
+from webhooks.models import WebhookEvent, WebhookStatus
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def post(address: str, path: str, payload) -> tuple[int, dict]:
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(
+        f"http://{address}{path}",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Webhook-Signature": sign(body)},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_it_goes_from_a_signed_delivery_to_stored_notifications(httpserver, acme, alice, bob, charlie):
+    set_profile(alice, skills=["react", "node.js"], experience_level="senior")
+    set_profile(bob, skills=["react"], experience_level="junior")
+    set_profile(charlie, skills=["cobol"])
+    record = {
+        "id": str(uuid.uuid4()),
+        "company_id": str(acme.pk),
+        "title": "Senior React Developer",
+        "required_skills": ["React", "Node.js"],
+        "experience_level": "senior",
+        "status": "active",
+        "updated_at": "2026-11-28T10:00:00Z",
+    }
+    env = {"ONESIGNAL_API_URL": httpserver.url_for("").rstrip("/")}
+    with daphne_server(**env) as (address, _proc):
+        status, body = post(address, "/api/webhooks/jobs/notify", envelope(record))
+        assert status == 202 and body["duplicate"] is False
+        again_status, again = post(address, "/api/webhooks/jobs/notify", envelope(record))
+        assert again_status == 200 and again["duplicate"] is True
+    with rq_worker("notifications", burst=True, **env) as worker:
+        try:
+            worker.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the burst worker did not finish within 90 s")
+
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookStatus.PROCESSED, event.error
+    job = Job.objects.get(pk=record["id"])
+    assert job.notification_status == NotificationStatus.SENT
+    rows = {n.user_id: n for n in Notification.objects.filter(type="job_match")}
+    assert set(rows) == {alice.pk, bob.pk}
+    assert rows[alice.pk].data["score"] == 100.0
+    assert rows[bob.pk].data["job_id"] == record["id"]
