@@ -47,6 +47,15 @@ def new_rsa_key(kid: str | None = None) -> SigningKey:
     )
 
 
+@pytest.fixture(autouse=True)
+def _empty_user_cache():
+    from accounts.authentication import user_cache
+
+    user_cache.clear()
+    yield
+    user_cache.clear()
+
+
 @pytest.fixture(scope="session")
 def ec_key() -> SigningKey:
     return new_ec_key("ec-primary")

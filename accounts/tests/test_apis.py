@@ -323,3 +323,35 @@ def test_it_lets_staff_filter_candidates(client, root, alice, bob):
     assert "alice@example.test" not in response.content.decode()
     assert client.get(f"/admin/accounts/candidate/{bob.pk}/change/").status_code == 200
     assert client.get(f"/admin/accounts/user/{bob.pk}/change/").status_code == 200
+
+
+# --- the short user cache ----------------------------------------------------------------------------
+def test_it_sees_a_deactivation_saved_in_this_process_at_once(api, auth, alice, settings):
+    settings.AUTH_USER_CACHE_SECONDS = 60
+    assert api.get(ME, headers=auth(alice)).status_code == 200
+    alice.is_active = False
+    alice.save()
+    assert_401(api.get(ME, headers=auth(alice)), "user_inactive")
+
+
+def test_it_sees_changes_made_elsewhere_within_the_cache_ttl(api, auth, alice, settings):
+    settings.AUTH_USER_CACHE_SECONDS = 0.3
+    assert api.get(ME, headers=auth(alice)).json()["role"] == "candidate"
+    User.objects.filter(pk=alice.pk).update(is_active=False)  # no signal: like another process
+    assert api.get(ME, headers=auth(alice)).status_code == 200  # stale for at most the TTL
+    time.sleep(0.35)
+    assert_401(api.get(ME, headers=auth(alice)), "user_inactive")
+
+
+def test_it_bypasses_the_cache_when_app_metadata_changes_the_role(api, auth, alice, settings):
+    settings.AUTH_USER_CACHE_SECONDS = 60
+    assert api.get(ME, headers=auth(alice)).json()["role"] == "candidate"
+    assert api.get(ME, headers=auth(alice, app_role="admin")).json()["role"] == "admin"
+    assert User.objects.get(pk=alice.pk).role == Role.ADMIN
+
+
+def test_it_queries_the_database_every_time_with_the_cache_off(api, auth, alice, settings):
+    settings.AUTH_USER_CACHE_SECONDS = 0
+    assert api.get(ME, headers=auth(alice)).status_code == 200
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    assert_401(api.get(ME, headers=auth(alice)), "user_inactive")
