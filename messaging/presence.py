@@ -1,0 +1,272 @@
+"""Presence across server processes: who has at least one live WebSocket connection.
+
+Redis holds, per user, a sorted set of that user's connection ids scored by their
+expiry time (`<prefix>:presence:conns:<user id>`), and one index of the users counted as
+online scored by their latest expiry (`<prefix>:presence:online`). Times come from the
+Redis server (`TIME` inside the scripts), so processes on hosts with skewed clocks agree.
+
+- A connection is registered when its consumer connects and removed when it closes.
+- Every process heartbeats its own connections every `PRESENCE_HEARTBEAT_SECONDS`
+  (one background task per process, one Redis round trip per tick), pushing their
+  expiry to now + `PRESENCE_TTL_SECONDS`.
+- The same task sweeps: users whose every connection has expired (their process
+  crashed, lost Redis, or was SIGKILLed) are removed from the index.
+- A user goes online when added to the index and offline when removed from it. Each
+  transition happens inside one Lua script, so exactly one process announces it
+  (`user_online` / `user_offline` to the subscribers' `presence_group`).
+
+Bound: a connection of a dead process stops being refreshed; it is ignored by every
+query once its expiry passes (at most TTL after its last heartbeat) and `user_offline`
+is sent at the next sweep of any live process: within TTL + HEARTBEAT seconds
+(40 s by default). Queries (`online_user_ids`) never trust an expired entry, so they
+are exact to TTL even when no process is left to sweep.
+
+The scripts touch keys derived from their arguments (one user's set per user id), so
+they need a single Redis (or a cluster with every presence key in one hash slot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import weakref
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from emploiplus.events import abroadcast, presence_group
+from emploiplus.redis import get_redis, key
+
+log = logging.getLogger(__name__)
+
+
+def _setting(name: str, default: float) -> float:
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name) or default
+    return float(value)
+
+
+def ttl_seconds() -> float:
+    return _setting("PRESENCE_TTL_SECONDS", 30)
+
+
+def heartbeat_seconds() -> float:
+    return _setting("PRESENCE_HEARTBEAT_SECONDS", max(0.2, ttl_seconds() / 3))
+
+
+def online_index_key() -> str:
+    return key("presence", "online")
+
+
+def connections_key(user_id: object) -> str:
+    return key("presence", "conns", user_id)
+
+
+# now() in Redis server time, in seconds with microseconds.
+_NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+
+# KEYS[1] = the user's connection set, KEYS[2] = online index.
+# ARGV[1] = ttl, ARGV[2] = user id, ARGV[3..] = connection ids.
+# Returns 1 when the user was not counted as online before (→ user_online).
+TOUCH = (
+    _NOW
+    + """
+local expiry = now + tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], expiry, ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1])) + 60)
+return redis.call('ZADD', KEYS[2], 'GT', expiry, ARGV[2])
+"""
+)
+
+# KEYS as TOUCH; ARGV[1] = user id, ARGV[2] = connection id.
+# Returns 1 when this was the user's last live connection (→ user_offline).
+LEAVE = (
+    _NOW
+    + """
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
+redis.call('DEL', KEYS[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+)
+
+# KEYS[1] = online index; ARGV[1] = connection-set key prefix, ARGV[2] = batch size.
+# Returns the ids of the users whose every connection expired (→ user_offline).
+SWEEP = (
+    _NOW
+    + """
+local gone = {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, uid in ipairs(due) do
+    local conns = ARGV[1] .. uid
+    redis.call('ZREMRANGEBYSCORE', conns, '-inf', now)
+    local latest = redis.call('ZRANGE', conns, -1, -1, 'WITHSCORES')
+    if latest[2] then
+        redis.call('ZADD', KEYS[1], latest[2], uid)
+    else
+        redis.call('DEL', conns)
+        redis.call('ZREM', KEYS[1], uid)
+        table.insert(gone, uid)
+    end
+end
+return gone
+"""
+)
+
+# KEYS = connection sets; returns, per key, 1 if it holds a live connection.
+ONLINE = (
+    _NOW
+    + """
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = redis.call('ZCOUNT', k, '(' .. now, '+inf') > 0 and 1 or 0 end
+return out
+"""
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- queries (sync: services; async: consumers) ----------------------------------------
+def online_user_ids(user_ids: Iterable[object]) -> set[str]:
+    """Those of `user_ids` with at least one live connection (sync)."""
+    ids = [str(u) for u in user_ids]
+    if not ids:
+        return set()
+    flags = get_redis().eval(ONLINE, len(ids), *[connections_key(u) for u in ids])
+    return {uid for uid, flag in zip(ids, flags, strict=True) if flag}
+
+
+async def aonline_user_ids(user_ids: Iterable[object]) -> list[str]:
+    ids = list(dict.fromkeys(str(u) for u in user_ids))
+    if not ids:
+        return []
+    flags = await _aredis().eval(ONLINE, len(ids), *[connections_key(u) for u in ids])
+    return [uid for uid, flag in zip(ids, flags, strict=True) if flag]
+
+
+# --- one registry (and one heartbeat task) per event loop ------------------------------
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+_registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Registry] = weakref.WeakKeyDictionary()
+
+
+def _aredis() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        _clients[loop] = client
+    return client
+
+
+class _Registry:
+    """This process's live connections: connection id → (user id, email)."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, tuple[str, str]] = {}
+        self.task: asyncio.Task | None = None
+        self.wake = asyncio.Event()
+
+    def ensure_task(self) -> None:
+        if self.task is None or self.task.done():
+            self.wake = asyncio.Event()
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="presence-heartbeat")
+
+    async def _run(self) -> None:
+        while self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), heartbeat_seconds())
+            self.wake.clear()
+            if not self.connections:
+                break
+            try:
+                await heartbeat(self.connections)
+                await sweep()
+            except Exception:  # Redis down: keep trying, the TTL bounds the damage
+                log.warning("presence heartbeat failed", exc_info=True)
+
+
+def _registry() -> _Registry:
+    loop = asyncio.get_running_loop()
+    registry = _registries.get(loop)
+    if registry is None:
+        registry = _registries[loop] = _Registry()
+    return registry
+
+
+async def _announce_online(user_id: str, email: str) -> None:
+    await abroadcast(
+        presence_group(user_id), "user_online", {"userId": user_id, "email": email, "timestamp": now_iso()}
+    )
+
+
+async def _announce_offline(user_id: str) -> None:
+    await abroadcast(presence_group(user_id), "user_offline", {"userId": user_id, "timestamp": now_iso()})
+
+
+async def connect(*, user_id: object, email: str, connection_id: str) -> bool:
+    """Register a live connection; announce `user_online` if it is the user's first."""
+    uid = str(user_id)
+    registry = _registry()
+    registry.connections[connection_id] = (uid, email or "")
+    registry.ensure_task()
+    became_online = await _aredis().eval(
+        TOUCH, 2, connections_key(uid), online_index_key(), ttl_seconds(), uid, connection_id
+    )
+    if became_online:
+        await _announce_online(uid, email or "")
+    return bool(became_online)
+
+
+async def disconnect(*, user_id: object, connection_id: str) -> bool:
+    """Remove a connection; announce `user_offline` if it was the user's last anywhere."""
+    uid = str(user_id)
+    registry = _registry()
+    registry.connections.pop(connection_id, None)
+    if not registry.connections:
+        registry.wake.set()
+    went_offline = await _aredis().eval(LEAVE, 2, connections_key(uid), online_index_key(), uid, connection_id)
+    if went_offline:
+        await _announce_offline(uid)
+    return bool(went_offline)
+
+
+async def heartbeat(connections: dict[str, tuple[str, str]]) -> None:
+    """Refresh this process's connections (one pipelined round trip)."""
+    by_user: dict[str, tuple[str, list[str]]] = {}
+    for connection_id, (uid, email) in list(connections.items()):
+        by_user.setdefault(uid, (email, []))[1].append(connection_id)
+    if not by_user:
+        return
+    ttl = ttl_seconds()
+    async with _aredis().pipeline(transaction=False) as pipe:
+        for uid, (_email, conn_ids) in by_user.items():
+            pipe.eval(TOUCH, 2, connections_key(uid), online_index_key(), ttl, uid, *conn_ids)
+        results: list[Any] = await pipe.execute()
+    # A user swept while this process was stalled (longer than the TTL) is back.
+    for (uid, (email, _)), became_online in zip(by_user.items(), results, strict=True):
+        if became_online:
+            await _announce_online(uid, email)
+
+
+async def sweep(batch: int = 500) -> list[str]:
+    """Drop users whose every connection expired; announce `user_offline` for each."""
+    gone = await _aredis().eval(SWEEP, 1, online_index_key(), connections_key(""), batch)
+    offline = [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
+    for uid in offline:
+        await _announce_offline(uid)
+    return offline
+
+
+def local_connection_count() -> int:
+    registry = _registries.get(asyncio.get_running_loop())
+    return len(registry.connections) if registry else 0

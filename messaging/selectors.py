@@ -1,0 +1,216 @@
+"""Reads of messaging: permission-aware lookups, lists with keyset cursors, payloads.
+
+Message and conversation payloads have the same camelCase shape over REST and
+WebSocket (CONTRACT §5), so a client merges history and live events without mapping.
+A deleted message keeps its row (admins see it) but its content and attachments are
+never shown to users.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import Count, DateTimeField, F, OuterRef, Prefetch, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from accounts.models import User
+from emploiplus.errors import ApplicationError, NotFound
+from messaging.models import Conversation, ConversationParticipant, Message
+
+DEFAULT_PAGE = 30
+MAX_PAGE = 100
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+# --- payloads ---------------------------------------------------------------------------
+def user_payload(user: User) -> dict[str, Any]:
+    return {"id": str(user.pk), "email": user.email, "fullName": user.full_name, "avatarUrl": user.avatar_url}
+
+
+def message_payload(message: Message, *, sender_email: str | None = None) -> dict[str, Any]:
+    deleted = message.deleted_at is not None
+    if sender_email is None:
+        sender_email = message.sender.email if message.sender_id else None
+    return {
+        "id": str(message.id),
+        "conversationId": str(message.conversation_id),
+        "senderId": str(message.sender_id),
+        "senderEmail": sender_email,
+        "recipientId": str(message.recipient_id) if message.recipient_id else None,
+        "content": "" if deleted else message.content,
+        "attachments": [] if deleted else (message.attachments or []),
+        "clientMessageId": message.client_message_id,
+        "timestamp": iso(message.created_at),
+        "readAt": iso(message.read_at),
+        "deleted": deleted,
+        "deletedAt": iso(message.deleted_at),
+    }
+
+
+def conversation_payload(conversation: Conversation, *, user: User) -> dict[str, Any]:
+    """Needs `memberships` prefetched with users and `last_message__sender` selected."""
+    others = [m.user for m in conversation.memberships.all() if m.user_id != user.pk]
+    last = conversation.last_message
+    return {
+        "id": str(conversation.id),
+        "isGroup": conversation.is_group,
+        "title": conversation.title,
+        "participants": [user_payload(u) for u in others],
+        "lastMessage": message_payload(last) if last is not None else None,
+        "lastMessageAt": iso(conversation.last_message_at),
+        "unreadCount": getattr(conversation, "unread_count", None),
+        "createdAt": iso(conversation.created_at),
+    }
+
+
+# --- permission-aware lookups ----------------------------------------------------------
+def parse_uuid(value: object, *, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise ApplicationError("invalid_data", f"'{field}' doit être un identifiant (UUID).") from None
+
+
+def is_participant(*, user: User, conversation_id: uuid.UUID | str) -> bool:
+    return ConversationParticipant.objects.filter(conversation_id=conversation_id, user_id=user.pk).exists()
+
+
+def participant_ids(*, conversation_id: uuid.UUID | str) -> list[uuid.UUID]:
+    return list(
+        ConversationParticipant.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True)
+    )
+
+
+def _unread_subquery(user: User) -> Subquery:
+    """Messages of others, not deleted, newer than the user's last_read_at (per conversation)."""
+    last_read = ConversationParticipant.objects.filter(
+        conversation_id=OuterRef(OuterRef("pk")), user_id=user.pk
+    ).values("last_read_at")[:1]
+    unread = (
+        Message.objects.filter(conversation_id=OuterRef("pk"), deleted_at__isnull=True)
+        .exclude(sender_id=user.pk)
+        .filter(created_at__gt=Coalesce(Subquery(last_read), Value(EPOCH, output_field=DateTimeField())))
+        .order_by()
+        .values("conversation_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Subquery(unread)
+
+
+def _conversations_for(user: User):
+    return (
+        Conversation.objects.filter(memberships__user_id=user.pk)
+        .select_related("last_message__sender")
+        .prefetch_related(Prefetch("memberships", queryset=ConversationParticipant.objects.select_related("user")))
+        .annotate(
+            unread_count=Coalesce(_unread_subquery(user), 0),
+            activity_at=Coalesce("last_message_at", "created_at"),
+        )
+    )
+
+
+def conversation_get_for_user(*, user: User, conversation_id: uuid.UUID | str) -> Conversation:
+    """The conversation with its unread count, or 404 when the user is not in it."""
+    conversation = _conversations_for(user).filter(pk=conversation_id).first()
+    if conversation is None:
+        raise NotFound("Conversation introuvable.")
+    return conversation
+
+
+def _encode_cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list[str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(parts, list) or len(parts) != 2:
+            raise ValueError
+        datetime.fromisoformat(parts[0])
+        uuid.UUID(parts[1])
+        return parts
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ApplicationError("invalid_cursor", "Curseur invalide.") from None
+
+
+def _limit(limit: int | None) -> int:
+    return max(1, min(int(limit or DEFAULT_PAGE), MAX_PAGE))
+
+
+def conversation_list(*, user: User, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    """The user's conversations, most recent activity first; `{"results", "next_cursor"}`."""
+    limit = _limit(limit)
+    qs = _conversations_for(user).order_by(F("activity_at").desc(), F("id").desc())
+    if cursor:
+        at, cid = _decode_cursor(cursor)
+        at_dt = datetime.fromisoformat(at)
+        qs = qs.filter(Q(activity_at__lt=at_dt) | Q(activity_at=at_dt, id__lt=cid))
+    rows = list(qs[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_cursor(rows[-1].activity_at.isoformat(), str(rows[-1].id)) if more else None
+    return {"results": [conversation_payload(c, user=user) for c in rows], "next_cursor": next_cursor}
+
+
+def message_list(
+    *,
+    user: User,
+    conversation_id: uuid.UUID | str,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """History of a conversation the user is in.
+
+    Default and `?before=<message id>`: newest first, `next_cursor` = the id to pass as
+    `before` for the older page. `?after=<message id>` (catch-up after being offline):
+    oldest first, `next_cursor` = the id to pass as `after` for the next page.
+    """
+    if not is_participant(user=user, conversation_id=conversation_id):
+        raise NotFound("Conversation introuvable.")
+    if before and after:
+        raise ApplicationError("invalid_data", "Utilisez 'before' ou 'after', pas les deux.")
+    limit = _limit(limit)
+    qs = Message.objects.filter(conversation_id=conversation_id).select_related("sender")
+    anchor_id = before or after
+    if anchor_id:
+        anchor = (
+            Message.objects.filter(conversation_id=conversation_id, pk=parse_uuid(anchor_id, field="before/after"))
+            .values("created_at", "id")
+            .first()
+        )
+        if anchor is None:
+            raise NotFound("Message introuvable.")
+        at, mid = anchor["created_at"], anchor["id"]
+        if before:
+            qs = qs.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=mid))
+        else:
+            qs = qs.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=mid))
+    order = ("created_at", "id") if after else ("-created_at", "-id")
+    rows = list(qs.order_by(*order)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"results": [message_payload(m) for m in rows], "next_cursor": str(rows[-1].id) if more else None}
+
+
+def unread_counts(*, user: User) -> dict[str, int]:
+    """Unread messages per conversation id, for every conversation of the user."""
+    rows = (
+        Conversation.objects.filter(memberships__user_id=user.pk)
+        .annotate(n=Coalesce(_unread_subquery(user), 0))
+        .values_list("id", "n")
+    )
+    return {str(cid): n for cid, n in rows}

@@ -1,0 +1,335 @@
+"""Writes of messaging: conversations, sending, reading, deleting.
+
+The one path for every transport (REST and WebSocket call these). Events leave after
+the commit through `emploiplus.events.broadcast_on_commit`:
+
+- `new_message` → `user_group` of every participant (every session, joined or not);
+- `message_sent` → `user_group` of the sender;
+- `messages_read`, `message_deleted` → `user_group` of every participant.
+
+A participant with no live connection (see `messaging.presence`) gets the message
+through the notifications pipeline (push), also after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from accounts.models import User
+from emploiplus.errors import ApplicationError, Forbidden, NotFound
+from emploiplus.events import broadcast_on_commit, user_group
+from messaging import presence
+from messaging.models import MAX_GROUP_SIZE, MAX_MESSAGE_LENGTH, Conversation, ConversationParticipant, Message
+from messaging.selectors import iso, message_payload, parse_uuid
+
+log = logging.getLogger(__name__)
+
+MAX_ATTACHMENTS = 10
+MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
+MAX_CLIENT_MESSAGE_ID = 100
+_MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+
+
+# --- conversations ----------------------------------------------------------------------
+def _active_users(user_ids: list[uuid.UUID]) -> list[User]:
+    users = list(User.objects.filter(pk__in=user_ids, is_active=True))
+    if len(users) != len(set(user_ids)):
+        raise ApplicationError("invalid_participants", "Participant inconnu ou inactif.")
+    return users
+
+
+def direct_key(a: uuid.UUID | str, b: uuid.UUID | str) -> str:
+    low, high = sorted([str(a), str(b)])
+    return f"{low}:{high}"
+
+
+@transaction.atomic
+def conversation_get_or_create_direct(*, user: User, other_user_id: uuid.UUID | str) -> tuple[Conversation, bool]:
+    """The one-to-one conversation between two users; `direct_key` is unique, so two
+    concurrent calls find the same row (the loser's INSERT waits, fails, and reads)."""
+    other_id = parse_uuid(other_user_id, field="participantIds")
+    if other_id == user.pk:
+        raise ApplicationError("invalid_participants", "Impossible de converser avec soi-même.")
+    _active_users([other_id])
+    key = direct_key(user.pk, other_id)
+    existing = Conversation.objects.filter(direct_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(direct_key=key, is_group=False, created_by=user)
+            ConversationParticipant.objects.bulk_create(
+                [ConversationParticipant(conversation=conversation, user_id=uid) for uid in (user.pk, other_id)]
+            )
+    except IntegrityError:
+        return Conversation.objects.get(direct_key=key), False
+    return conversation, True
+
+
+@transaction.atomic
+def conversation_create_group(*, user: User, participant_ids: list[uuid.UUID | str], title: str = "") -> Conversation:
+    """A group conversation of the creator and `participant_ids` (at most MAX_GROUP_SIZE in all)."""
+    ids = list(dict.fromkeys([user.pk, *(parse_uuid(p, field="participantIds") for p in participant_ids)]))
+    if len(ids) < 2:
+        raise ApplicationError("invalid_participants", "Une conversation a au moins deux participants.")
+    if len(ids) > MAX_GROUP_SIZE:
+        raise ApplicationError("too_many_participants", f"Un groupe compte au plus {MAX_GROUP_SIZE} participants.")
+    _active_users(ids[1:])
+    conversation = Conversation.objects.create(is_group=True, title=(title or "").strip()[:200], created_by=user)
+    ConversationParticipant.objects.bulk_create(
+        [ConversationParticipant(conversation=conversation, user_id=uid) for uid in ids]
+    )
+    return conversation
+
+
+def conversation_create(
+    *, user: User, participant_ids: list[uuid.UUID | str], title: str = "", is_group: bool | None = None
+) -> tuple[Conversation, bool]:
+    """Direct conversation for one other participant (unless is_group), else a group."""
+    others = {str(p) for p in participant_ids} - {str(user.pk)}
+    if not others:
+        raise ApplicationError("invalid_participants", "Indiquez au moins un autre participant.")
+    if len(others) == 1 and not is_group:
+        return conversation_get_or_create_direct(user=user, other_user_id=others.pop())
+    return conversation_create_group(user=user, participant_ids=list(others), title=title), True
+
+
+# --- validation -------------------------------------------------------------------------
+def _invalid(code: str, field: str, message: str) -> ApplicationError:
+    """A validation error that REST renders with its field, like DRF's own."""
+    return ApplicationError(code, message, extra={"errors": {field: [message]}})
+
+
+def _clean_content(content: object) -> str:
+    if not isinstance(content, str):
+        raise _invalid("invalid_content", "content", "Le message doit être un texte.")
+    content = content.strip()
+    if not content:
+        raise _invalid("invalid_content", "content", "Le message est vide.")
+    if len(content) > MAX_MESSAGE_LENGTH:
+        raise _invalid("invalid_content", "content", f"Le message dépasse {MAX_MESSAGE_LENGTH} caractères.")
+    return content
+
+
+def _clean_attachments(attachments: object) -> list[dict[str, Any]]:
+    if attachments is None:
+        return []
+    if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
+        raise _invalid("invalid_attachments", "attachments", f"Au plus {MAX_ATTACHMENTS} pièces jointes, en liste.")
+    cleaned = []
+    for item in attachments:
+        if not isinstance(item, dict) or set(item) - {"url", "name", "mime", "size"}:
+            raise _invalid("invalid_attachments", "attachments", "Pièce jointe : {url, name, mime, size} attendus.")
+        url, name, mime, size = item.get("url"), item.get("name"), item.get("mime"), item.get("size")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > 2000:
+            raise _invalid("invalid_attachments", "attachments", "Pièce jointe : 'url' doit être une URL http(s).")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise _invalid("invalid_attachments", "attachments", "Pièce jointe : 'name' invalide.")
+        if not isinstance(mime, str) or not _MIME.match(mime) or len(mime) > 100:
+            raise _invalid("invalid_attachments", "attachments", "Pièce jointe : 'mime' invalide (type/sous-type).")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_ATTACHMENT_BYTES:
+            raise _invalid("invalid_attachments", "attachments", "Pièce jointe : 'size' invalide (octets).")
+        cleaned.append({"url": url, "name": name.strip(), "mime": mime, "size": size})
+    return cleaned
+
+
+def _clean_client_message_id(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or len(str(value)) > MAX_CLIENT_MESSAGE_ID:
+        raise _invalid(
+            "invalid_client_message_id", "clientMessageId", "clientMessageId invalide (100 caractères au plus)."
+        )
+    return str(value)
+
+
+def _participants_or_forbidden(*, user: User, conversation_id: uuid.UUID | str) -> list[uuid.UUID]:
+    ids = list(
+        ConversationParticipant.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True)
+    )
+    if user.pk not in ids:
+        raise Forbidden("Vous ne participez pas à cette conversation.")
+    return ids
+
+
+def _broadcast_to(user_ids: list[uuid.UUID], event: str, data: dict[str, Any]) -> None:
+    for uid in user_ids:
+        broadcast_on_commit(user_group(uid), event, data)
+
+
+# --- messages ---------------------------------------------------------------------------
+@transaction.atomic
+def message_send(
+    *,
+    user: User,
+    conversation_id: uuid.UUID | str,
+    content: object,
+    attachments: object = None,
+    client_message_id: object = None,
+) -> tuple[Message, bool]:
+    """Store a message and announce it; returns (message, created).
+
+    Idempotent on (sender, clientMessageId): a resend — even concurrent — returns the
+    stored message and announces nothing new. The unique constraint decides the race.
+    """
+    content = _clean_content(content)
+    attachments = _clean_attachments(attachments)
+    client_message_id = _clean_client_message_id(client_message_id)
+    participants = _participants_or_forbidden(user=user, conversation_id=conversation_id)
+
+    if client_message_id is not None:
+        existing = Message.objects.filter(sender_id=user.pk, client_message_id=client_message_id).first()
+        if existing is not None:
+            return _same_conversation(existing, conversation_id), False
+    others = [uid for uid in participants if uid != user.pk]
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation_id=conversation_id,
+                sender=user,
+                recipient_id=others[0] if len(participants) == 2 else None,
+                content=content,
+                attachments=attachments,
+                client_message_id=client_message_id,
+            )
+    except IntegrityError:
+        if client_message_id is None:
+            raise
+        existing = Message.objects.get(sender_id=user.pk, client_message_id=client_message_id)
+        return _same_conversation(existing, conversation_id), False
+
+    # Concurrent sends may commit out of order: never move last_message backwards.
+    Conversation.objects.filter(pk=conversation_id).filter(
+        Q(last_message_at__isnull=True) | Q(last_message_at__lte=message.created_at)
+    ).update(last_message=message, last_message_at=message.created_at)
+
+    payload = message_payload(message, sender_email=user.email)
+    _broadcast_to(participants, "new_message", payload)
+    broadcast_on_commit(
+        user_group(user.pk),
+        "message_sent",
+        {
+            "id": payload["id"],
+            "clientMessageId": client_message_id,
+            "timestamp": payload["timestamp"],
+            "conversationId": payload["conversationId"],
+        },
+    )
+    transaction.on_commit(lambda: _notify_offline(message=message, sender=user, recipient_ids=others), robust=True)
+    return message, True
+
+
+def _same_conversation(message: Message, conversation_id: uuid.UUID | str) -> Message:
+    if str(message.conversation_id) != str(conversation_id):
+        raise ApplicationError(
+            "client_message_id_conflict", "Ce clientMessageId a déjà servi dans une autre conversation.", status=409
+        )
+    return message
+
+
+def _notify_offline(*, message: Message, sender: User, recipient_ids: list[uuid.UUID]) -> None:
+    """Recipients with no live connection get a push through the notifications pipeline."""
+    if not recipient_ids:
+        return
+    online = presence.online_user_ids(recipient_ids)
+    offline = [uid for uid in recipient_ids if str(uid) not in online]
+    if not offline:
+        return
+    try:
+        from notifications.services import notification_queue
+    except ImportError:  # the notifications pipeline is not installed: nothing to hand over
+        log.info("notifications.services.notification_queue unavailable; %d offline recipients", len(offline))
+        return
+    notification_queue(
+        type="message",
+        title=f"Nouveau message de {sender.full_name or sender.email or 'un utilisateur'}",
+        body=message.content[:200],
+        data={
+            "conversationId": str(message.conversation_id),
+            "messageId": str(message.id),
+            "senderId": str(sender.pk),
+        },
+        user_ids=offline,
+    )
+
+
+@transaction.atomic
+def messages_mark_read(
+    *, user: User, conversation_id: uuid.UUID | str, message_ids: list[uuid.UUID | str] | None = None
+) -> dict[str, Any]:
+    """Mark others' messages read (all, or `message_ids`) and move the user's last_read_at.
+
+    Announces `messages_read {conversationId, userId, messageIds, readAt}` to every
+    participant when something changed.
+    """
+    participants = _participants_or_forbidden(user=user, conversation_id=conversation_id)
+    if message_ids is not None:
+        if not isinstance(message_ids, list) or len(message_ids) > 500:
+            raise ApplicationError("invalid_data", "'messageIds' : une liste de 500 identifiants au plus.")
+        message_ids = [parse_uuid(m, field="messageIds") for m in message_ids]
+    now = timezone.now()
+    unread = Message.objects.filter(
+        conversation_id=conversation_id, read_at__isnull=True, deleted_at__isnull=True
+    ).exclude(sender_id=user.pk)
+    if message_ids is not None:
+        unread = unread.filter(pk__in=message_ids)
+    ids = list(unread.values_list("id", flat=True))
+    if ids:
+        Message.objects.filter(pk__in=ids).update(read_at=now)
+    # Reading up to a message reads everything before it (unread counts use last_read_at).
+    if message_ids is None:
+        read_up_to = now
+    else:
+        read_up_to = Message.objects.filter(conversation_id=conversation_id, pk__in=message_ids).aggregate(
+            at=Max("created_at")
+        )["at"]
+    if read_up_to is not None:
+        ConversationParticipant.objects.filter(conversation_id=conversation_id, user_id=user.pk).filter(
+            Q(last_read_at__isnull=True) | Q(last_read_at__lt=read_up_to)
+        ).update(last_read_at=read_up_to)
+    data = {
+        "conversationId": str(conversation_id),
+        "userId": str(user.pk),
+        "messageIds": [str(i) for i in ids],
+        "readAt": iso(now),
+    }
+    if ids:
+        _broadcast_to(participants, "messages_read", data)
+    return data
+
+
+@transaction.atomic
+def message_delete(*, user: User, message_id: uuid.UUID | str) -> Message:
+    """Soft delete by the sender: the row stays (admin), readers see no content."""
+    message = Message.objects.select_for_update().filter(pk=message_id).first()
+    if message is None:
+        raise NotFound("Message introuvable.")
+    participants = list(
+        ConversationParticipant.objects.filter(conversation_id=message.conversation_id).values_list(
+            "user_id", flat=True
+        )
+    )
+    if user.pk not in participants:
+        raise NotFound("Message introuvable.")
+    if message.sender_id != user.pk:
+        raise Forbidden("Seul l'expéditeur peut supprimer ce message.")
+    if message.deleted_at is None:
+        message.deleted_at = timezone.now()
+        message.save(update_fields=["deleted_at", "updated_at"])
+        _broadcast_to(
+            participants,
+            "message_deleted",
+            {
+                "messageId": str(message.id),
+                "conversationId": str(message.conversation_id),
+                "timestamp": iso(message.deleted_at),
+            },
+        )
+    return message

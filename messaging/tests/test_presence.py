@@ -1,0 +1,97 @@
+"""`/ws/presence/`: subscriptions, multi-tab, expiry of connections nobody refreshes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from emploiplus.redis import get_redis
+from messaging import presence
+from messaging.tests.helpers import ws
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+P = "/ws/presence/"
+M = "/ws/messages/"
+
+
+async def test_it_tells_subscribers_only_when_a_user_comes_and_goes(alice, bob, charlie):
+    watcher = await ws(P, alice)
+    bystander = await ws(P, charlie)  # subscribed to nobody
+    try:
+        state = await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})
+        assert state == {"online": []}
+        assert (await watcher.recv_event("presence_state"))["data"] == {"online": []}
+
+        bob_tab = await ws(M, bob)  # a messages socket counts as presence
+        online = await watcher.recv_event("user_online")
+        assert online["data"]["userId"] == str(bob.pk)
+        assert online["data"]["email"] == bob.email
+        assert online["data"]["timestamp"].endswith("Z")
+
+        bob_second_tab = await ws(P, bob)
+        assert await watcher.nothing()  # already online: no second user_online
+        state = await watcher.call_ok("get_online_users", {"userIds": [str(bob.pk), str(charlie.pk)]})
+        assert state == {"online": [str(bob.pk), str(charlie.pk)]}  # charlie has a presence socket
+        await watcher.recv_event("presence_state")
+
+        await bob_tab.close()
+        assert await watcher.nothing()  # one tab left: still online
+        assert (await watcher.call_ok("get_online_users", {}))["online"] == [str(bob.pk)]
+        await watcher.recv_event("presence_state")
+
+        await bob_second_tab.close()
+        offline = await watcher.recv_event("user_offline")
+        assert offline["data"]["userId"] == str(bob.pk)
+        assert presence.online_user_ids([bob.pk]) == set()
+        assert await bystander.nothing()
+
+        await watcher.call_ok("unsubscribe", {"userIds": [str(bob.pk)]})
+        again = await ws(M, bob)
+        assert await watcher.nothing()
+        await again.close()
+    finally:
+        await watcher.close()
+        await bystander.close()
+
+
+async def test_it_refuses_malformed_presence_frames(alice):
+    tab = await ws(P, alice)
+    try:
+        for data in ({}, {"userIds": "x"}, {"userIds": ["not-a-uuid"]}, {"userIds": [str(uuid.uuid4())] * 201}):
+            frame = await tab.call("subscribe", data)
+            assert frame["error"]["code"] == "invalid_data", frame
+        frame = await tab.call("send_message", {})
+        assert frame["error"]["code"] == "unknown_event"
+        assert await tab.nothing()
+    finally:
+        await tab.close()
+
+
+async def test_it_expires_connections_of_a_dead_process(alice, bob, settings):
+    """A connection registered by a process that then died (nobody refreshes it) is
+    dropped within TTL + heartbeat, and subscribers get user_offline."""
+    settings.PRESENCE_TTL_SECONDS = 1
+    settings.PRESENCE_HEARTBEAT_SECONDS = 0.2
+    # The dead process's registration: exactly what its consumer's connect() wrote.
+    r = get_redis()
+    r.eval(presence.TOUCH, 2, presence.connections_key(bob.pk), presence.online_index_key(), 1, str(bob.pk), "dead.1")
+    assert presence.online_user_ids([bob.pk]) == {str(bob.pk)}
+
+    watcher = await ws(P, alice)  # a live process: heartbeats its own socket and sweeps
+    try:
+        assert (await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})) == {"online": [str(bob.pk)]}
+        await watcher.recv_event("presence_state")
+        offline = await watcher.recv_event("user_offline")  # within 1 s + 0.2 s (+ scheduling)
+        assert offline["data"]["userId"] == str(bob.pk)
+        assert presence.online_user_ids([bob.pk]) == set()
+        assert r.zscore(presence.online_index_key(), str(bob.pk)) is None
+        # The live socket kept itself alive across several TTLs.
+        await asyncio.sleep(1.5)
+        assert presence.online_user_ids([alice.pk]) == {str(alice.pk)}
+        assert await watcher.nothing()
+    finally:
+        await watcher.close()
+    assert presence.online_user_ids([alice.pk]) == set()
