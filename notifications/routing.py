@@ -1,1 +1,7 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from notifications.consumers import NotificationConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/notifications/", NotificationConsumer.as_asgi()),
+]

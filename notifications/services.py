@@ -30,8 +30,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -60,6 +59,7 @@ CHANNELS = tuple(Channel.values)
 EXTERNAL_CHANNELS = ("push", "email", "sms")
 QUEUE_FOR_CHANNEL = {"push": "notifications", "email": "emails", "sms": "sms"}
 FILTER_KEYS = {"skills", "location", "job_title"}
+BATCH_ERROR_PREFIX = "batch: "  # last_error of rows whose whole batch failed
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b1d6f0e-6a43-4c1e-9d0e-2f9a7c3e8b51")
 
 
@@ -324,7 +324,7 @@ def _role_frame(batch: NotificationBatch) -> dict[str, Any]:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def notification_batch_broadcast(*, batch_id: uuid.UUID | str, concurrency: int = 100) -> int:
@@ -383,7 +383,7 @@ def _retry_on_crash():
     killed worker (StartedJobRegistry cleanup retries it while retries are left)."""
     from rq import Retry
 
-    return Retry(max=3, interval=[5, 30, 120])
+    return Retry(max=3, interval=[0, 30, 120])  # first one immediate: no scheduler needed
 
 
 def _enqueue_fanout(batch_id: uuid.UUID) -> None:
@@ -537,7 +537,9 @@ def _backoff(attempt: int, retry_after: float | None) -> int:
     base = conf.get("NOTIFICATIONS_RETRY_BASE_SECONDS")
     delay = min(conf.get("NOTIFICATIONS_RETRY_MAX_SECONDS"), base * (2 ** max(0, attempt - 1)))
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        # RQ's scheduler keeps whole-second timestamps (truncated): one more second makes
+        # sure the retry never comes before the provider's Retry-After.
+        delay = max(delay, retry_after + 1)
     return max(1, round(delay + 0.49))
 
 
@@ -550,6 +552,11 @@ def delivery_batch_send(*, batch_key: str) -> DeliveryOutcome:
     """
     outcome = DeliveryOutcome(batch_key=batch_key)
     channel = batch_key.split(":", 1)[0]
+    # A batch that failed as a whole (4xx, retries exhausted) is sent again when its job is
+    # requeued from the RQ dashboard; per-recipient failures (invalid aliases) are not.
+    NotificationDelivery.objects.filter(
+        batch_key=batch_key, status=DeliveryStatus.FAILED, last_error__startswith=BATCH_ERROR_PREFIX
+    ).update(status=DeliveryStatus.PENDING, attempts=0)
     pending = NotificationDelivery.objects.filter(batch_key=batch_key, status=DeliveryStatus.PENDING)
     rows = list(
         pending.order_by("notification__user_id").values_list(
@@ -607,7 +614,7 @@ def _handle_failure(outcome, pending, attempt: int, kind: str, error: str, retry
         return outcome
     if kind == onesignal.TRANSIENT:
         error = f"gave up after {attempt} attempts: {error}"
-    outcome.failed += pending.update(status=DeliveryStatus.FAILED, last_error=error[:1000])
+    outcome.failed += pending.update(status=DeliveryStatus.FAILED, last_error=(BATCH_ERROR_PREFIX + error)[:1000])
     outcome.permanent_error = error
     return outcome
 

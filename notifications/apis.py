@@ -1,0 +1,65 @@
+"""REST: the owner's notifications (CONTRACT §6) and the queues' health (admins)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsAdmin
+from notifications import selectors, services
+
+
+class NotificationOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.CharField()
+    title = serializers.CharField()
+    body = serializers.CharField()
+    data = serializers.JSONField()
+    read = serializers.SerializerMethodField()
+    readAt = serializers.DateTimeField(source="read_at", allow_null=True)  # noqa: N815 - contract casing
+    createdAt = serializers.DateTimeField(source="created_at")  # noqa: N815
+
+    def get_read(self, obj) -> bool:
+        return obj.read_at is not None
+
+
+class NotificationListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        cursor = serializers.CharField(required=False, allow_blank=True)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_LIMIT, default=20)
+        unread = serializers.BooleanField(required=False, default=False)
+
+    def get(self, request):
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        rows, next_cursor = selectors.notification_list_for_user(
+            user=request.user,
+            cursor=params.validated_data.get("cursor") or None,
+            limit=params.validated_data["limit"],
+            unread_only=params.validated_data["unread"],
+        )
+        return Response({"results": NotificationOutputSerializer(rows, many=True).data, "next_cursor": next_cursor})
+
+
+class NotificationReadApi(APIView):
+    def post(self, request, notification_id):
+        notification = services.notification_mark_one_read(user=request.user, notification_id=notification_id)
+        return Response(NotificationOutputSerializer(notification).data)
+
+
+class NotificationReadAllApi(APIView):
+    def post(self, request):
+        return Response({"updated": services.notification_mark_all_read(user=request.user)})
+
+
+class NotificationUnreadCountApi(APIView):
+    def get(self, request):
+        return Response({"count": selectors.notification_unread_count(user=request.user)})
+
+
+class QueuesHealthApi(APIView):
+    permission_classes = [IsAdmin]
+
+    def get(self, request):
+        return Response(services.queues_health())

@@ -1,0 +1,27 @@
+"""`/ws/notifications/`: the user's notifications (and their role's broadcasts) in real time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from emploiplus import events
+from emploiplus.consumers import EventConsumer
+from emploiplus.errors import ApplicationError
+from notifications import services
+
+
+class NotificationConsumer(EventConsumer):
+    handled_events = ("mark_read",)
+
+    async def on_connect(self) -> None:
+        await self.join_group(events.notifications_group(self.user.pk))
+        await self.join_group(events.role_group(self.user.role))
+
+    async def on_mark_read(self, data: dict[str, Any]) -> dict[str, Any]:
+        ids = data.get("notificationIds")
+        if not isinstance(ids, list) or not ids or len(ids) > 500:
+            raise ApplicationError("invalid_data", "notificationIds doit être une liste de 1 à 500 identifiants.")
+        marked = await database_sync_to_async(services.notification_mark_read)(user=self.user, notification_ids=ids)
+        return {"notificationIds": marked}
