@@ -86,6 +86,10 @@ class UserOrIPRateThrottle(BaseThrottle):
     """DRF default throttle: per user, per IP when anonymous (counted once per request)."""
 
     def allow_request(self, request, view) -> bool:
+        from webhooks.signing import WebhookProof
+
+        if isinstance(getattr(request, "auth", None), WebhookProof):
+            return True  # verified server-to-server deliveries: no per-user budget
         django_request = getattr(request, "_request", request)
         outcome = getattr(django_request, "_emploiplus_rate", None)
         if outcome is None:

@@ -18,23 +18,26 @@ Outcomes: a `WebhookProof` (mode, webhook-id for idempotency, timestamp), or a
 `{"error": "invalid_signature"}`, 503 `{"error": "webhook_secret_not_configured"}` or
 413 `{"error": "payload_too_large"}`.
 
-Use in a DRF view (the permission runs before the view body, so the raw body is read
+Use in a DRF view (authentication runs before the view body, so the raw body is read
 before DRF parses it; `request.data` still works afterwards)::
 
-    from webhooks.signing import WebhookSignaturePermission
+    from webhooks.signing import WebhookSignatureAuthentication
 
     class JobNotifyWebhookApi(APIView):
-        authentication_classes = []                  # no user token on webhooks
-        permission_classes = [WebhookSignaturePermission]
+        # Replaces the user-token authentication: a static `Authorization: Bearer <secret>`
+        # must not be mistaken for a (bad) user token. Default IsAuthenticated then passes;
+        # verified webhooks are not rate-limited.
+        authentication_classes = [WebhookSignatureAuthentication]
 
         def post(self, request):
-            proof = request.webhook_proof              # WebhookProof
+            proof = request.auth                       # WebhookProof (also request.webhook_proof)
             delivery_key = proof.webhook_id or ...     # Standard Webhooks id, else derive one
             payload = request.data                     # parsed from the same raw bytes
 
-or call `verify_webhook_request(request)` yourself at the top of any view (DRF or plain
-Django); the DRF exception handler renders `WebhookAuthError`, and plain Django views can
-use the `webhook_signature_required` decorator.
+Alternatives: `authentication_classes = []` + `permission_classes =
+[WebhookSignaturePermission]`; or call `verify_webhook_request(request)` at the top of any
+view (the DRF exception handler renders `WebhookAuthError`); plain Django views can use
+the `webhook_signature_required` decorator.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 TIMESTAMP_TOLERANCE_SECONDS = 5 * 60
@@ -221,6 +225,41 @@ def verify_webhook_request(request, *, now: float | None = None) -> WebhookProof
         if index is not None:
             return WebhookProof(MODE_STATIC, None, None, index, body)
     raise failure
+
+
+class WebhookCaller:
+    """The `request.user` of a verified webhook: authenticated, no user id, no role."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    pk = id = None
+    role = "webhook"
+
+    def __init__(self, proof: WebhookProof):
+        self.proof = proof
+
+    def __str__(self) -> str:
+        return f"webhook ({self.proof.mode})"
+
+
+class WebhookSignatureAuthentication(BaseAuthentication):
+    """DRF authentication class: replaces the user-token authentication on webhook views.
+
+    `request.user` is a `WebhookCaller`, `request.auth` the `WebhookProof`; the default
+    `IsAuthenticated` permission then passes, and the user rate limit does not apply to
+    verified webhooks (a bulk insert in Supabase may send hundreds at once).
+    """
+
+    def authenticate(self, request):
+        proof = verify_webhook_request(request)
+        request._request.webhook_proof = proof
+        request.webhook_proof = proof
+        return WebhookCaller(proof), proof
+
+    def authenticate_header(self, request) -> str:
+        return 'Webhook realm="webhooks"'
 
 
 class WebhookSignaturePermission(BasePermission):

@@ -18,6 +18,7 @@ from webhooks.signing import (
     MODE_HMAC,
     MODE_STANDARD,
     MODE_STATIC,
+    WebhookSignatureAuthentication,
     WebhookSignaturePermission,
     webhook_signature_required,
 )
@@ -49,6 +50,18 @@ class HookApi(APIView):
 
 
 hook = HookApi.as_view()
+
+
+class AuthenticatedHookApi(APIView):
+    """Default permissions and throttles, only the authentication class swapped."""
+
+    authentication_classes = [WebhookSignatureAuthentication]
+
+    def post(self, request):
+        return Response({"mode": request.auth.mode, "user": str(request.user)}, status=202)
+
+
+authenticated_hook = AuthenticatedHookApi.as_view()
 
 
 @webhook_signature_required
@@ -219,3 +232,17 @@ def test_it_protects_plain_django_views_with_the_decorator():
     assert post(view=plain_hook, HTTP_X_WEBHOOK_SIGNATURE=hex_sig())[0].status_code == 202
     assert_refused(post(view=plain_hook, HTTP_X_WEBHOOK_SIGNATURE=hex_sig(secret="nope")))
     assert_refused(post(view=plain_hook), "missing_signature")
+
+
+def test_it_works_as_the_authentication_class_of_a_default_view(settings):
+    settings.RATE_LIMIT_PER_MINUTE = 2
+    for _ in range(4):  # verified webhooks are not subject to the user/IP rate limit
+        response, body = post(view=authenticated_hook, HTTP_AUTHORIZATION=f"Bearer {SECRET}")
+        assert response.status_code == 202
+        assert body == {"mode": MODE_STATIC, "user": "webhook (static-secret)"}
+    assert post(view=authenticated_hook, HTTP_X_WEBHOOK_SIGNATURE=hex_sig())[0].status_code == 202
+
+
+def test_it_answers_401_bodies_from_the_authentication_class():
+    assert_refused(post(view=authenticated_hook, HTTP_AUTHORIZATION="Bearer not-the-secret"))
+    assert_refused(post(view=authenticated_hook), "missing_signature")
