@@ -86,15 +86,18 @@ SELECT c.id AS candidate_id,
        match_missing_skills(c.skills, %(skills)s::text[]) AS missing_skills,
        c.notifications_enabled
 FROM candidates AS c
-JOIN users AS u ON u.id = c.id
 CROSS JOIN LATERAL (
+    -- OFFSET 0 keeps this subquery from being flattened into the outer query, so each
+    -- part is computed once per candidate (not once in WHERE and again in SELECT).
     SELECT match_skill_score(c.skills, %(skills)s::text[]) AS skill,
            match_experience_score(c.experience_level, %(level)s::text) AS experience,
            match_salary_score(c.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer) AS salary
+    OFFSET 0
 ) AS p
-WHERE c.is_active AND c.deleted_at IS NULL AND u.is_active
+WHERE c.is_active AND c.deleted_at IS NULL
   {prefilter}
   AND match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s
+  AND EXISTS (SELECT 1 FROM users AS u WHERE u.id = c.id AND u.is_active)
 """
 
 _PREFILTER_CANDIDATES = "AND c.skills && %(skills)s::text[]"
@@ -160,6 +163,7 @@ CROSS JOIN LATERAL (
     SELECT match_skill_score(%(skills)s::text[], j.required_skills) AS skill,
            match_experience_score(%(level)s::text, j.experience_level) AS experience,
            match_salary_score(%(salary_min)s::integer, j.salary_min, j.salary_max) AS salary
+    OFFSET 0
 ) AS p
 WHERE j.status = 'active' AND j.deleted_at IS NULL
   {prefilter}

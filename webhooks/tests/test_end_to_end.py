@@ -61,3 +61,37 @@ def test_it_goes_from_a_signed_delivery_to_stored_notifications(httpserver, acme
     assert set(rows) == {alice.pk, bob.pk}
     assert rows[alice.pk].data["score"] == 100.0
     assert rows[bob.pk].data["job_id"] == record["id"]
+
+
+def test_it_answers_413_for_big_bodies_over_real_daphne_with_and_without_content_length(acme):
+    import http.client
+
+    big = json.dumps({"id": str(uuid.uuid4()), "title": "x", "description": "x" * (1024 * 1024 + 10)}).encode()
+    with daphne_server() as (address, _proc):
+        host, port = address.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=20)
+        conn.request(
+            "POST",
+            "/api/webhooks/jobs/notify",
+            body=big,
+            headers={"Content-Type": "application/json", "X-Webhook-Signature": sign(big)},
+        )
+        response = conn.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error"] == "payload_too_large"
+        conn.close()
+
+        # Chunked: no Content-Length, the size is only known once read.
+        conn = http.client.HTTPConnection(host, int(port), timeout=20)
+        chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))
+        conn.request(
+            "POST",
+            "/api/webhooks/jobs/notify",
+            body=chunks,
+            headers={"Content-Type": "application/json", "X-Webhook-Signature": sign(big)},
+            encode_chunked=True,
+        )
+        response = conn.getresponse()
+        assert response.status == 413
+        conn.close()
+    assert WebhookEvent.objects.count() == 0

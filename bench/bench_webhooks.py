@@ -1,0 +1,134 @@
+"""Webhook ingest (issue 6): signed deliveries per second and latency against a real daphne.
+
+The endpoint only verifies, stores a `webhook_events` row and enqueues the processing job
+(acknowledge fast, work in the queue), so this measures the acknowledgement path: HMAC
+over the raw bytes, one INSERT, one Redis enqueue. No worker runs during the measurement;
+the queued jobs and stored events are removed afterwards.
+
+Variants, same daphne process, same client:
+- `signature only` — POST /api/webhooks/test (the floor: HTTP + Django + HMAC);
+- `new delivery (202)` — a new job INSERT envelope each time (stored + enqueued);
+- `duplicate delivery (200)` — an already stored delivery (unique-key conflict path).
+
+Load: CONCURRENCY client threads (default 8), each with its own keep-alive connection,
+REQUESTS deliveries per variant (default 2,000 × BENCH_SCALE). Targets: ≥ 500/s, p99 ≤ 50 ms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import threading
+import time
+import uuid
+
+from bench.common import Result, summarize
+
+SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
+CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8"))
+REQUESTS = max(200, int(int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "2000")) * SCALE))
+SECRET = "bench-webhook-secret"  # noqa: S105 - a bench-only secret passed to the daphne it starts
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Webhook-Signature": f"hmac-sha256={signature}"}
+
+
+def _delivery(company_id: str) -> bytes:
+    record = {
+        "id": str(uuid.uuid4()),
+        "company_id": company_id,
+        "title": "Développeur React",
+        "required_skills": ["React", "Node.js", "PostgreSQL"],
+        "experience_level": "mid",
+        "status": "active",
+        "updated_at": "2026-11-28T10:00:00Z",
+    }
+    return json.dumps(
+        {"type": "INSERT", "table": "jobs", "schema": "public", "record": record, "old_record": None}
+    ).encode()
+
+
+def _load(address: str, path: str, bodies: list[bytes], expect: int) -> tuple[list[float], float]:
+    """Send every body once with CONCURRENCY keep-alive clients; (latencies, wall seconds)."""
+    host, port = address.split(":")
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    chunks = [bodies[i::CONCURRENCY] for i in range(CONCURRENCY)]
+    prepared = [[(body, _signed(body)) for body in chunk] for chunk in chunks]
+    start = threading.Barrier(CONCURRENCY + 1)
+
+    def client(items):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        mine = []
+        start.wait()
+        for body, headers in items:
+            began = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - began)
+            if response.status != expect:
+                with lock:
+                    errors.append(f"{response.status}")
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(items,)) for items in prepared]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(f"{len(errors)} unexpected statuses on {path}, e.g. {errors[:5]}")
+    return latencies, wall
+
+
+def run() -> list[Result]:
+    import django_rq
+
+    from accounts.models import Company
+    from emploiplus.testing import daphne_server
+    from webhooks.models import WebhookEvent
+
+    company, _ = Company.objects.get_or_create(name="bench-webhooks company")
+    queue = django_rq.get_queue("notifications")
+    results = []
+    size = f"{REQUESTS:,} requests, {CONCURRENCY} clients"
+    # DB_CONN_MAX_AGE=0: under ASGI every request runs in its own thread, so persistent
+    # connections would pile up (one per request thread) until PostgreSQL refuses clients.
+    env = {"SUPABASE_WEBHOOK_SECRET": SECRET, "DEBUG": "0", "DB_CONN_MAX_AGE": "0"}
+    before = WebhookEvent.objects.count()
+    try:
+        with daphne_server(**env) as (address, _proc):
+            _load(address, "/api/webhooks/test", [b"{}"] * 50, 200)  # warm-up
+            variants = [
+                ("signature only (/test)", "/api/webhooks/test", [b"{}"] * REQUESTS, 200),
+                (
+                    "new delivery (202)",
+                    "/api/webhooks/jobs/notify",
+                    [_delivery(str(company.pk)) for _ in range(REQUESTS)],
+                    202,
+                ),
+            ]
+            stored = variants[1][2]
+            variants.append(("duplicate delivery (200)", "/api/webhooks/jobs/notify", stored, 200))
+            for name, path, bodies, expect in variants:
+                latencies, wall = _load(address, path, bodies, expect)
+                results.append(
+                    summarize("webhooks.ingest", name, size, latencies, per_second=round(len(latencies) / wall, 1))
+                )
+        assert WebhookEvent.objects.count() - before == REQUESTS
+    finally:
+        WebhookEvent.objects.filter(source="jobs.notify", payload__record__company_id=str(company.pk)).delete()
+        queue.empty()
+    return results
