@@ -75,14 +75,33 @@ def idempotency_key(batch_key: str) -> str:
 # --- the entry point ----------------------------------------------------------------------
 
 
-def _normalize_ids(user_ids: Iterable[Any]) -> list[str]:
-    seen: dict[str, None] = {}
-    for value in user_ids:
-        try:
-            seen[str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))] = None
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise ApplicationError("invalid_recipient", f"Identifiant d'utilisateur invalide : {value!r}.") from exc
-    return list(seen)
+def pack_user_ids(user_ids: Iterable[Any]) -> bytes:
+    """Deduplicated ids as 16 bytes each, validated. Fast for large lists of UUIDs or
+    strings (no per-id formatting: ~1 µs per id)."""
+    values = list(dict.fromkeys(user_ids))
+    try:
+        if all(isinstance(v, uuid.UUID) for v in values):
+            packed = b"".join([v.bytes for v in values])
+        else:
+            texts = [v.hex if isinstance(v, uuid.UUID) else str(v).replace("-", "") for v in values]
+            if any(len(t) != 32 for t in texts):
+                raise ValueError
+            packed = bytes.fromhex("".join(texts))
+    except (TypeError, ValueError) as exc:
+        bad = next((v for v in values if not _is_uuid(v)), values[0] if values else None)
+        raise ApplicationError("invalid_recipient", f"Identifiant d'utilisateur invalide : {bad!r}.") from exc
+    if len(set(packed[i : i + 16] for i in range(0, len(packed), 16))) != len(packed) // 16:
+        # "abc…" and "ABC…" or dashed/undashed spellings of one id: dedupe on the bytes.
+        packed = b"".join(dict.fromkeys(packed[i : i + 16] for i in range(0, len(packed), 16)))
+    return packed
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _normalize_filters(filters: dict | None) -> dict[str, Any]:
@@ -148,7 +167,7 @@ def notification_queue(
         raise ApplicationError("recipients_required", "Indiquez des destinataires (user_ids ou role).")
     if data is not None and not isinstance(data, dict):
         raise ApplicationError("invalid_data", "'data' doit être un objet.")
-    ids = None if user_ids is None else _normalize_ids(user_ids)
+    packed = None if user_ids is None else pack_user_ids(user_ids)
     clean_filters = _normalize_filters(filters)
 
     batch = NotificationBatch(
@@ -159,16 +178,17 @@ def notification_queue(
         body_en=body_en or "",
         data=data or {},
         channels=list(channels),
-        user_ids=ids,
+        recipient_ids=packed,
+        requested_count=None if packed is None else len(packed) // 16,
         role=role or "",
         filters=clean_filters,
     )
-    if ids is not None and not ids:
+    if packed is not None and not packed:
         batch.status = BatchStatus.STORED
         batch.recipients_count = 0
         return batch  # nobody to notify: nothing stored
 
-    inline = ids is not None and len(ids) <= conf.get_int("NOTIFICATIONS_INLINE_MAX")
+    inline = packed is not None and len(packed) // 16 <= conf.get_int("NOTIFICATIONS_INLINE_MAX")
     with transaction.atomic():
         batch.save(force_insert=True)
         if inline:
@@ -188,9 +208,13 @@ def _recipients_sql(batch: NotificationBatch) -> tuple[str, dict[str, Any]]:
         "(c.id IS NULL OR (c.notifications_enabled AND c.is_active AND c.deleted_at IS NULL))",
     ]
     params: dict[str, Any] = {}
-    if batch.user_ids is not None:
-        conditions.append("u.id = ANY(%(ids)s::uuid[])")
-        params["ids"] = [str(i) for i in batch.user_ids]
+    if batch.recipient_ids is not None:
+        # Unpack the 16-byte ids in SQL (no per-id work in Python).
+        conditions.append(
+            "u.id IN (SELECT encode(substring(%(ids)s::bytea FROM i * 16 + 1 FOR 16), 'hex')::uuid"
+            " FROM generate_series(0, length(%(ids)s::bytea) / 16 - 1) AS i)"
+        )
+        params["ids"] = bytes(batch.recipient_ids)
     if batch.role:
         conditions.append("u.role = %(role)s")
         params["role"] = batch.role
@@ -297,7 +321,7 @@ def notification_batch_fanout(*, batch_id: uuid.UUID | str) -> int:
 
 
 def _is_role_broadcast(batch: NotificationBatch) -> bool:
-    return bool(batch.role) and batch.user_ids is None and not batch.filters
+    return bool(batch.role) and batch.recipient_ids is None and not batch.filters
 
 
 def _frame(n: Notification) -> dict[str, Any]:
