@@ -19,6 +19,7 @@ taken as active (the guide's example payload has none).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -230,14 +231,19 @@ def webhook_receive(*, source: str, body: bytes, webhook_id: str | None = None) 
     return Receipt(event, skipped=skipped)
 
 
+@functools.cache
+def _queue():
+    """One queue object (and Redis connection pool) per process, not one per delivery."""
+    import django_rq
+
+    return django_rq.get_queue("notifications", commit_mode="auto")
+
+
 def enqueue_processing_on_commit(*, event_id: uuid.UUID | str) -> None:
     def enqueue() -> None:
-        import django_rq
         from rq import Retry
 
-        django_rq.get_queue("notifications").enqueue(
-            "webhooks.jobs.process_event", str(event_id), retry=Retry(max=3, interval=[2, 4, 8])
-        )
+        _queue().enqueue("webhooks.jobs.process_event", str(event_id), retry=Retry(max=3, interval=[2, 4, 8]))
 
     transaction.on_commit(enqueue)
 

@@ -20,3 +20,11 @@ def _onesignal(httpserver, settings):
     )
     settings.ONESIGNAL_API_URL = httpserver.url_for("").rstrip("/")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _webhook_work_in_request_thread(settings):
+    """In-process requests: run the webhook work in the test's thread (and transaction).
+    The daphne tests run the real server, with its thread pool."""
+    settings.WEBHOOK_DB_THREADS = 0
+    yield
