@@ -355,3 +355,26 @@ def test_it_queries_the_database_every_time_with_the_cache_off(api, auth, alice,
     assert api.get(ME, headers=auth(alice)).status_code == 200
     User.objects.filter(pk=alice.pk).update(is_active=False)
     assert_401(api.get(ME, headers=auth(alice)), "user_inactive")
+
+
+# --- legacy tokens over HTTP ----------------------------------------------------------------------------
+LEGACY_SECRET = "legacy-node-jwt-secret-0123456789abcdef"
+
+
+def legacy(user_id, role):
+    now = int(time.time())
+    payload = {"id": str(user_id), "role": role, "iat": now, "exp": now + 600}
+    return jwt.encode(payload, LEGACY_SECRET, algorithm="HS256")
+
+
+def test_it_accepts_legacy_tokens_only_with_jwt_secret_and_never_as_admin(api, settings):
+    sub = uuid.uuid4()
+    settings.JWT_SECRET = ""
+    assert_401(api.get(ME, headers=bearer(legacy(sub, "company"))), "token_invalid")
+    settings.JWT_SECRET = LEGACY_SECRET
+    response = api.get(ME, headers=bearer(legacy(sub, "company")))
+    assert response.status_code == 200
+    assert response.json()["role"] == "company"
+    other = uuid.uuid4()
+    assert api.get(ME, headers=bearer(legacy(other, "admin"))).json()["role"] == "candidate"
+    assert User.objects.get(pk=other).role == Role.CANDIDATE
