@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from matching import services
 from matching.models import CandidateJobMatch, Job, SkillAlias
+from matching.skills import skills_normalize
 
 
 @admin.register(Job)
@@ -21,6 +22,14 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = ("notification_sent_at", "matching_candidates_count", "created_at", "updated_at")
     date_hierarchy = "created_at"
     actions = ["run_matching"]
+
+    def save_model(self, request, obj, form, change):
+        # Same rules as the API: skills stored normalised; activating a job runs the pipeline.
+        previous = Job.objects.filter(pk=obj.pk).values_list("status", flat=True).first() if change else None
+        obj.required_skills = skills_normalize(obj.required_skills or [])
+        super().save_model(request, obj, form, change)
+        if obj.status == "active" and obj.deleted_at is None and previous != "active":
+            services.job_queue_matching(job=obj)
 
     @admin.action(description="Relancer le matching et les notifications")
     def run_matching(self, request, queryset):
@@ -45,3 +54,13 @@ class SkillAliasAdmin(admin.ModelAdmin):
     list_display = ("alias", "canonical", "updated_at")
     search_fields = ("alias", "canonical")
     list_editable = ("canonical",)
+    actions = ["renormalize_stored_skills"]
+
+    @admin.action(description="Ré-appliquer les alias aux compétences déjà enregistrées (candidats et offres)")
+    def renormalize_stored_skills(self, request, queryset):
+        changed = services.skills_renormalize_all()
+        self.message_user(
+            request,
+            f"{changed['candidates']} profil(s) et {changed['jobs']} offre(s) mis à jour.",
+            messages.SUCCESS,
+        )

@@ -457,6 +457,32 @@ def settings_int(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
 
 
+def skills_renormalize_all(*, batch_size: int = 2000) -> dict[str, int]:
+    """Re-apply the normaliser to every stored skill array (after aliases changed).
+
+    Rows whose normalised array differs are updated in batches; nothing is re-matched or
+    notified here (the next profile change / job activation uses the new values).
+    """
+    changed = {"candidates": 0, "jobs": 0}
+    for label, model, field in (("candidates", Candidate, "skills"), ("jobs", Job, "required_skills")):
+        last = None
+        while True:
+            qs = model.objects.order_by("pk")
+            if last is not None:
+                qs = qs.filter(pk__gt=last)
+            rows = list(qs.values_list("pk", field)[:batch_size])
+            if not rows:
+                break
+            last = rows[-1][0]
+            with transaction.atomic():
+                for pk, skills in rows:
+                    normalised = skills_normalize(skills or [])
+                    if normalised != list(skills or []):
+                        model.objects.filter(pk=pk).update(**{field: normalised})
+                        changed[label] += 1
+    return changed
+
+
 # --- candidates -----------------------------------------------------------------------
 
 

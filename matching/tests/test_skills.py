@@ -72,3 +72,45 @@ def test_it_seeds_the_alias_table_in_a_migration():
 def test_fold_and_key():
     assert fold(" Élan—Vital ") == "elan—vital"
     assert skill_key("Node.JS") == "nodejs"
+
+
+def test_it_renormalises_stored_skills_after_an_alias_is_added(alice, acme):
+    from django.core.management import call_command
+
+    from matching.testing import make_job, set_profile
+
+    set_profile(alice, skills=["vuejs3", "python"])  # stored before the alias existed
+    job = make_job(acme, required_skills=["vuejs3"])
+    SkillAlias.objects.create(alias="vuejs3", canonical="vue.js")
+    call_command("skills_renormalize")
+    alice.candidate.refresh_from_db()
+    job.refresh_from_db()
+    assert alice.candidate.skills == ["vue.js", "python"]
+    assert job.required_skills == ["vue.js"]
+
+
+def test_it_normalises_skills_saved_in_the_job_admin(client, root, acme, django_capture_on_commit_callbacks):
+    from matching.models import Job
+
+    root.is_superuser = True
+    root.save()
+    client.force_login(root)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/matching/job/add/",
+            {
+                "company": str(acme.pk),
+                "title": "Admin job",
+                "description": "",
+                "location": "",
+                "job_type": "CDI",
+                "required_skills": "ReactJS,Node",
+                "experience_level": "",
+                "status": "active",
+                "notification_status": "pending",
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = Job.objects.get(title="Admin job")
+    assert job.required_skills == ["react", "node.js"]
+    assert job.notification_status == "queued"
