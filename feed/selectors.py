@@ -208,11 +208,33 @@ def comment_list(*, post_id: uuid.UUID, cursor: str | None = None, limit: int = 
 # --- search -----------------------------------------------------------------------------
 
 SEARCH_TYPES = {"jobs": "job", "posts": "post", "candidates": "candidate"}
-# Ranking considers the newest SEARCH_WINDOW matches of the query (all of them for any
-# selective query): it bounds the work of a one-letter-away-from-everything query such as
-# "dév" over a million posts, where ranking every match would cost hundreds of ms.
+# Ranking considers the newest SEARCH_WINDOW matches of each kind (all of them for any
+# selective query). It bounds the work of very common words ("stage", "recrute" match a
+# fifth of a million posts, where ranking every match costs hundreds of ms).
 SEARCH_WINDOW = 1000
 SEARCH_MAX_OFFSET = SEARCH_WINDOW
+
+# Stage 1 of a search, per kind: the newest matches in the base table, so that the planner
+# can use either the GIN index (rare words) or a backward scan of the created_at index
+# filtered by @@ (common words). Its conditions are a prefilter; the view stays the
+# authority on visibility (stage 2).
+_SEARCH_WINDOWS = {
+    "job": (
+        "SELECT j.id, j.created_at, j.search_vector FROM jobs AS j "
+        "WHERE j.status = 'active' AND j.deleted_at IS NULL AND j.search_vector @@ {q} "
+        "ORDER BY j.created_at DESC LIMIT {w}"
+    ),
+    "post": (
+        "SELECT p.id, p.created_at, p.search_vector FROM posts AS p "
+        "WHERE p.deleted_at IS NULL AND NOT p.is_hidden AND p.search_vector @@ {q} "
+        "ORDER BY p.created_at DESC LIMIT {w}"
+    ),
+    "candidate": (
+        "SELECT c.id, c.created_at, c.search_vector FROM candidates AS c "
+        "WHERE c.is_active AND c.deleted_at IS NULL AND c.search_vector @@ {q} "
+        "ORDER BY c.created_at DESC LIMIT {w}"
+    ),
+}
 
 
 def can_search_candidates(user: User) -> bool:
@@ -233,23 +255,55 @@ def search_kinds_for(*, user: User, type_: str | None) -> list[str]:
     return [SEARCH_TYPES[type_]]
 
 
-def search_query(*, q: str, kinds: list[str], offset: int, limit: int) -> list[dict[str, Any]]:
-    """Ranked rows of `v_search_optimized` for `q` (the raw search box value)."""
+def _search_ranked_ids(*, q: str, kinds: list[str], offset: int, count: int) -> list[dict[str, Any]]:
+    """Stage 1: (kind, id, score) of the best matches, ranked by ts_rank × recency."""
     tsquery_sql, tsquery_params = search.build_tsquery(q)
     score = search.rank_sql("w.search_vector", "w.created_at", tsquery_sql)
+    branches, params = [], []
+    for kind in kinds:
+        window = _SEARCH_WINDOWS[kind].format(q=tsquery_sql, w=SEARCH_WINDOW)
+        branches.append(f"SELECT '{kind}' AS kind, w.id, w.created_at, {score} AS score FROM ({window}) AS w")
+        params += [*tsquery_params, *tsquery_params]  # score, then the window's WHERE
     sql = f"""
-        SELECT w.kind, w.object_id, w.title, w.snippet, w.created_at, {score} AS score
-        FROM (
-            SELECT s.kind, s.object_id, s.title, s.snippet, s.created_at, s.search_vector
-            FROM v_search_optimized AS s
-            WHERE s.kind = ANY(%s) AND s.search_vector @@ {tsquery_sql}
-            ORDER BY s.created_at DESC
-            LIMIT {SEARCH_WINDOW}
-        ) AS w
-        ORDER BY score DESC, w.created_at DESC, w.object_id
+        SELECT kind, id, score FROM ({" UNION ALL ".join(branches)}) AS ranked
+        ORDER BY score DESC, created_at DESC, id
         LIMIT %s OFFSET %s
     """
-    return _fetch(sql, [*tsquery_params, list(kinds), *tsquery_params, limit, offset])
+    return _fetch(sql, [*params, count, offset])
+
+
+def search_query(*, q: str, kinds: list[str], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Ranked, visible rows of `v_search_optimized` for `q` (the raw search box value).
+
+    Stage 1 ranks ids in the base tables (`_search_ranked_ids`); stage 2 reads those rows
+    from the view, which drops what the caller may not see (e.g. posts of inactive
+    authors). Returns (rows, how many stage-1 rows were consumed) so that the next page
+    continues exactly after the last row shown.
+    """
+    rows: list[dict[str, Any]] = []
+    consumed = 0
+    for _ in range(4):  # each round reads 2× what is still missing; almost always one round
+        want = limit - len(rows)
+        ranked = _search_ranked_ids(q=q, kinds=kinds, offset=offset + consumed, count=2 * want + 1)
+        if not ranked:
+            break
+        visible = {
+            row["object_id"]: row
+            for row in _fetch(
+                "SELECT kind, object_id, title, snippet, created_at FROM v_search_optimized "
+                "WHERE kind = ANY(%s) AND object_id = ANY(%s)",
+                [kinds, [r["id"] for r in ranked]],
+            )
+        }
+        for r in ranked:
+            consumed += 1
+            if r["id"] in visible:
+                rows.append({**visible[r["id"]], "score": r["score"]})
+                if len(rows) == limit:
+                    return rows, consumed
+        if len(ranked) < 2 * want + 1:
+            break
+    return rows, consumed
 
 
 def search_list(*, user: User, q: str, type_: str | None, cursor: str | None = None, limit: int = 20) -> Page:
@@ -260,11 +314,12 @@ def search_list(*, user: User, q: str, type_: str | None, cursor: str | None = N
         offset = payload.get("o")
         if payload.get("q") != q or payload.get("k") != kinds or not isinstance(offset, int) or offset < 0:
             raise ApplicationError("invalid_cursor", "Curseur invalide.")
-    rows = search_query(q=q, kinds=kinds, offset=offset, limit=limit + 1)
+    rows, consumed = search_query(q=q, kinds=kinds, offset=offset, limit=limit + 1)
     next_cursor = None
-    if len(rows) > limit and offset + limit < SEARCH_MAX_OFFSET:
+    if len(rows) > limit and offset + consumed - 1 < SEARCH_MAX_OFFSET * len(kinds):
         rows = rows[:limit]
-        next_cursor = cursors.encode("search", {"q": q, "k": kinds, "o": offset + limit})
+        # The (limit+1)-th row was consumed but not shown: the next page starts with it.
+        next_cursor = cursors.encode("search", {"q": q, "k": kinds, "o": offset + consumed - 1})
     results = [
         {
             "type": row["kind"],

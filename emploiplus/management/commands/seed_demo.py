@@ -200,6 +200,8 @@ class Command(BaseCommand):
         if companies < 0:
             raise CommandError("--companies must be ≥ 0")
         self.batch = max(1, opts["batch"])
+        self.counts = {name: opts[name] for name in ("users", "jobs", "posts", "likes", "comments")}
+        self.slots: dict[str, int] = {}
         self.run = uuid.uuid4().hex[:8]
         self.verbose = opts["verbosity"] >= 1
         started = time.perf_counter()
@@ -439,6 +441,12 @@ class Command(BaseCommand):
                 raise CommandError("posts, likes and comments need users: pass --users N")
         return self.author_pool
 
+    def _slot(self, name: str) -> dict[str, int]:
+        """Which of the step's batches this is, to lay rows out in time order."""
+        done = self.slots.setdefault(name, 0)
+        self.slots[name] = done + 1
+        return {"slot": done, "slots": max(1, -(-self.counts[name] // self.batch))}
+
     def _posts(self, n: int) -> int:
         authors = self._author_pool()
         self.cursor.execute(
@@ -456,7 +464,10 @@ class Command(BaseCommand):
                        random() AS rt,
                        random() AS rs,
                        random() AS rs2,
-                       now() - power(random(), 1.3) * interval '365 days' AS created
+                       -- Chronological batches, rows in time order within a batch: the table
+                       -- grows in created_at order as a real feed does (physical order and
+                       -- the created_at index correlate), more posts recently.
+                       now() - power(1 - (%(slot)s + random()) / %(slots)s, 1.3) * interval '365 days' AS created
                 FROM generate_series(1, %(n)s) AS g
             ), shaped AS (
                 SELECT d.*, a.id AS author,
@@ -483,8 +494,9 @@ class Command(BaseCommand):
                    CASE WHEN r > 0.994 AND r <= 0.999 THEN created + interval '1 day' END,
                    created, created
             FROM shaped
+            ORDER BY created
             """,
-            {**self.vocab, "n": n, "authors": authors, "companies": self.company_names},
+            {**self.vocab, "n": n, "authors": authors, "companies": self.company_names, **self._slot("posts")},
         )
         return n
 
