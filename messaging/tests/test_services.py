@@ -1,0 +1,155 @@
+"""Services under concurrency: races decided by the database's unique constraints."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django.db import connection
+
+from emploiplus.errors import ApplicationError, Forbidden
+from messaging import presence, selectors
+from messaging.models import MAX_GROUP_SIZE, Conversation, ConversationParticipant, Message
+from messaging.services import (
+    conversation_create,
+    conversation_create_group,
+    conversation_get_or_create_direct,
+    message_delete,
+    message_send,
+    messages_mark_read,
+)
+
+
+def _concurrently(n: int, fn):
+    """Run fn(i) in n threads released together; return results (exceptions included)."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i):
+        try:
+            barrier.wait(timeout=10)
+            results[i] = fn(i)
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_creates_one_direct_conversation_under_a_race(alice, bob):
+    results = _concurrently(
+        8, lambda i: conversation_get_or_create_direct(user=(alice, bob)[i % 2], other_user_id=(bob, alice)[i % 2].pk)
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len({conv.pk for conv, _created in results}) == 1
+    assert sum(created for _conv, created in results) == 1
+    (conversation,) = Conversation.objects.all()
+    assert conversation.is_group is False
+    assert set(conversation.memberships.values_list("user_id", flat=True)) == {alice.pk, bob.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stores_one_message_for_concurrent_resends(alice, bob):
+    conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    results = _concurrently(
+        8,
+        lambda i: message_send(user=alice, conversation_id=conversation.pk, content="hello", client_message_id="same"),
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len({m.pk for m, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert Message.objects.filter(conversation=conversation).count() == 1
+
+
+@pytest.mark.django_db
+def test_it_limits_groups_to_fifty(alice, make_user):
+    others = [make_user(f"user{i}") for i in range(MAX_GROUP_SIZE)]
+    group = conversation_create_group(user=alice, participant_ids=[u.pk for u in others[:49]], title=" Équipe ")
+    assert group.memberships.count() == MAX_GROUP_SIZE and group.title == "Équipe"
+    with pytest.raises(ApplicationError) as exc:
+        conversation_create_group(user=alice, participant_ids=[u.pk for u in others])
+    assert exc.value.code == "too_many_participants"
+    with pytest.raises(ApplicationError) as exc:
+        conversation_create(user=alice, participant_ids=[uuid.uuid4()])
+    assert exc.value.code == "invalid_participants"
+    with pytest.raises(ApplicationError) as exc:
+        conversation_create(user=alice, participant_ids=[alice.pk])
+    assert exc.value.code == "invalid_participants"
+    assert Conversation.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_validates_content_and_membership(alice, bob, charlie):
+    conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    for content in ("", "   ", None, 42, "x" * 5001):
+        with pytest.raises(ApplicationError) as exc:
+            message_send(user=alice, conversation_id=conversation.pk, content=content)
+        assert exc.value.code == "invalid_content"
+    message, created = message_send(user=alice, conversation_id=conversation.pk, content="x" * 5000)
+    assert created and len(message.content) == 5000
+    with pytest.raises(Forbidden):
+        message_send(user=charlie, conversation_id=conversation.pk, content="intrus")
+    with pytest.raises(Forbidden):
+        messages_mark_read(user=charlie, conversation_id=conversation.pk)
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_counts_unread_per_conversation(alice, bob, charlie):
+    with_bob, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    with_charlie, _ = conversation_get_or_create_direct(user=alice, other_user_id=charlie.pk)
+    sent = [message_send(user=bob, conversation_id=with_bob.pk, content=f"m{i}")[0] for i in range(3)]
+    message_send(user=charlie, conversation_id=with_charlie.pk, content="salut")
+    message_send(user=alice, conversation_id=with_bob.pk, content="mine")  # own messages are never unread
+    assert selectors.unread_counts(user=alice) == {str(with_bob.pk): 3, str(with_charlie.pk): 1}
+
+    messages_mark_read(user=alice, conversation_id=with_bob.pk, message_ids=[sent[1].pk])
+    assert selectors.unread_counts(user=alice)[str(with_bob.pk)] == 1  # reading m1 reads m0 too
+    message_delete(user=bob, message_id=sent[2].pk)
+    assert selectors.unread_counts(user=alice)[str(with_bob.pk)] == 0  # deleted ones don't count
+    assert selectors.unread_counts(user=bob) == {str(with_bob.pk): 1}
+
+
+@pytest.mark.django_db
+def test_it_keeps_last_message_and_hides_deleted_content(alice, bob):
+    conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    _first, _ = message_send(user=alice, conversation_id=conversation.pk, content="premier")
+    last, _ = message_send(user=bob, conversation_id=conversation.pk, content="dernier")
+    conversation.refresh_from_db()
+    assert conversation.last_message_id == last.pk and conversation.last_message_at == last.created_at
+    message_delete(user=bob, message_id=last.pk)
+    payload = selectors.conversation_payload(
+        selectors.conversation_get_for_user(user=alice, conversation_id=conversation.pk), user=alice
+    )
+    assert payload["lastMessage"]["content"] == "" and payload["lastMessage"]["deleted"] is True
+    assert Message.objects.get(pk=last.pk).content == "dernier"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_hands_messages_for_offline_recipients_to_notifications(alice, bob, charlie):
+    """bob has no connection: his message goes to the notifications pipeline; charlie,
+    online, gets no push."""
+    notification_services = pytest.importorskip("notifications.services")
+    if not hasattr(notification_services, "notification_queue"):
+        pytest.skip("notifications.services.notification_queue not available yet")
+    from notifications.models import Notification
+
+    presence.get_redis().eval(
+        presence.TOUCH, 2, presence.connections_key(charlie.pk), presence.online_index_key(), 30, str(charlie.pk), "c1"
+    )
+    group = conversation_create_group(user=alice, participant_ids=[bob.pk, charlie.pk])
+    message, _ = message_send(user=alice, conversation_id=group.pk, content="Entretien demain ?")
+    notes = list(Notification.objects.filter(type="message"))
+    assert [n.user_id for n in notes] == [bob.pk]
+    assert notes[0].data["messageId"] == str(message.pk)
+    assert notes[0].data["conversationId"] == str(group.pk)
+    assert "Entretien demain" in notes[0].body
+    assert ConversationParticipant.objects.filter(conversation=group).count() == 3
