@@ -76,3 +76,37 @@ def test_it_speaks_the_bearer_subprotocol_over_a_real_server(alice):
 
     with daphne_server(CORS_ALLOWED_ORIGINS="https://app.emploiplus.fr", DEBUG="0") as (base, _):
         asyncio.run(scenario(base))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_never_lets_a_frame_act_as_another_user(alice, bob, charlie, _close_worker_connections):
+    """On the real /ws/messages/: ids in a frame never change who is acting."""
+    from emploiplus.asgi import application
+    from messaging.models import Message
+    from messaging.services import conversation_get_or_create_direct
+
+    ours, _ = await database_sync_to_async(conversation_get_or_create_direct)(user=alice, other_user_id=bob.pk)
+    theirs, _ = await database_sync_to_async(conversation_get_or_create_direct)(user=bob, other_user_id=charlie.pk)
+    comm = WebsocketCommunicator(application, f"/ws/messages/?token={token_for(alice)}&userId={bob.pk}")
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    impersonation = {"senderId": str(bob.pk), "userId": str(bob.pk), "senderEmail": bob.email, "user_id": str(bob.pk)}
+
+    data = {"conversationId": str(ours.pk), "content": "hi", **impersonation}
+    await comm.send_json_to({"event": "send_message", "ref": "a", "data": data})
+    frames = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+    ack = next(f for f in frames if f.get("event") == "ack")
+    assert ack["data"]["senderId"] == str(alice.pk)
+    stored = await Message.objects.aget(pk=ack["data"]["id"])
+    assert stored.sender_id == alice.pk
+
+    # bob's conversation with charlie stays closed to alice whatever ids she puts in the frame
+    data = {"conversationId": str(theirs.pk), "content": "x", **impersonation}
+    await comm.send_json_to({"event": "send_message", "ref": "b", "data": data})
+    for _ in range(5):
+        frame = await comm.receive_json_from(timeout=5)
+        if frame.get("ref") == "b":
+            break
+    assert frame["event"] == "error"
+    assert not await Message.objects.filter(conversation_id=theirs.pk).aexists()
+    await comm.disconnect()
