@@ -213,25 +213,27 @@ SEARCH_TYPES = {"jobs": "job", "posts": "post", "candidates": "candidate"}
 # fifth of a million posts, where ranking every match costs hundreds of ms).
 SEARCH_WINDOW = 1000
 SEARCH_MAX_OFFSET = SEARCH_WINDOW
+SEARCH_RECENT_DAYS = 30
 
 # Stage 1 of a search, per kind: the newest matches in the base table, so that the planner
 # can use either the GIN index (rare words) or a backward scan of the created_at index
 # filtered by @@ (common words). Its conditions are a prefilter; the view stays the
 # authority on visibility (stage 2).
+_SEARCH_ALIASES = {"job": "j", "post": "p", "candidate": "c"}
 _SEARCH_WINDOWS = {
     "job": (
         "SELECT j.id, j.created_at, j.search_vector FROM jobs AS j "
-        "WHERE j.status = 'active' AND j.deleted_at IS NULL AND j.search_vector @@ {q} "
+        "WHERE j.status = 'active' AND j.deleted_at IS NULL AND j.search_vector @@ {q}{since} "
         "ORDER BY j.created_at DESC LIMIT {w}"
     ),
     "post": (
         "SELECT p.id, p.created_at, p.search_vector FROM posts AS p "
-        "WHERE p.deleted_at IS NULL AND NOT p.is_hidden AND p.search_vector @@ {q} "
+        "WHERE p.deleted_at IS NULL AND NOT p.is_hidden AND p.search_vector @@ {q}{since} "
         "ORDER BY p.created_at DESC LIMIT {w}"
     ),
     "candidate": (
         "SELECT c.id, c.created_at, c.search_vector FROM candidates AS c "
-        "WHERE c.is_active AND c.deleted_at IS NULL AND c.search_vector @@ {q} "
+        "WHERE c.is_active AND c.deleted_at IS NULL AND c.search_vector @@ {q}{since} "
         "ORDER BY c.created_at DESC LIMIT {w}"
     ),
 }
@@ -256,20 +258,40 @@ def search_kinds_for(*, user: User, type_: str | None) -> list[str]:
 
 
 def _search_ranked_ids(*, q: str, kinds: list[str], offset: int, count: int) -> list[dict[str, Any]]:
-    """Stage 1: (kind, id, score) of the best matches, ranked by ts_rank × recency."""
+    """Stage 1: (kind, id, score) of the best matches, ranked by ts_rank × recency.
+
+    Each kind's window (its newest SEARCH_WINDOW matches) is first looked for among the
+    last SEARCH_RECENT_DAYS days only: when that slice holds a full window, it *is* the
+    newest window, found without touching older rows (the planner can combine the GIN
+    and created_at indexes); otherwise the whole table is searched (One-Time Filter: that
+    branch does not run at all when the slice was enough).
+    """
     tsquery_sql, tsquery_params = search.build_tsquery(q)
     score = search.rank_sql("w.search_vector", "w.created_at", tsquery_sql)
-    branches, params = [], []
+    ctes, branches, params = [], [], []
     for kind in kinds:
-        window = _SEARCH_WINDOWS[kind].format(q=tsquery_sql, w=SEARCH_WINDOW)
-        branches.append(f"SELECT '{kind}' AS kind, w.id, w.created_at, {score} AS score FROM ({window}) AS w")
-        params += [*tsquery_params, *tsquery_params]  # score, then the window's WHERE
+        template = _SEARCH_WINDOWS[kind]
+        alias = _SEARCH_ALIASES[kind]
+        recent = template.format(
+            q=tsquery_sql, w=SEARCH_WINDOW, since=f" AND {alias}.created_at >= now() - %s * interval '1 day'"
+        )
+        full = template.format(q=tsquery_sql, w=SEARCH_WINDOW, since="")
+        ctes.append(
+            f"recent_{kind} AS MATERIALIZED ({recent}), "
+            f"window_{kind} AS MATERIALIZED ("
+            f"SELECT * FROM recent_{kind} WHERE (SELECT count(*) FROM recent_{kind}) >= {SEARCH_WINDOW} "
+            f"UNION ALL SELECT * FROM ({full}) AS f WHERE (SELECT count(*) FROM recent_{kind}) < {SEARCH_WINDOW})"
+        )
+        params += [*tsquery_params, SEARCH_RECENT_DAYS, *tsquery_params]
+        branches.append(f"SELECT '{kind}' AS kind, w.id, w.created_at, {score} AS score FROM window_{kind} AS w")
+    score_params = [p for _ in kinds for p in tsquery_params]
     sql = f"""
+        WITH {", ".join(ctes)}
         SELECT kind, id, score FROM ({" UNION ALL ".join(branches)}) AS ranked
         ORDER BY score DESC, created_at DESC, id
         LIMIT %s OFFSET %s
     """
-    return _fetch(sql, [*params, count, offset])
+    return _fetch(sql, [*params, *score_params, count, offset])
 
 
 def search_query(*, q: str, kinds: list[str], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:

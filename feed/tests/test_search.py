@@ -231,3 +231,19 @@ def test_it_offers_django_expressions_for_other_search_boxes(acme, job):
         search_matches("python", vector="search_vector; DROP TABLE jobs")
     assert Post.objects.filter(search_matches("python")).count() == 0
     assert dt.datetime  # keep the import for readers of the ranking test
+
+
+def test_it_ranks_the_newest_window_whether_or_not_the_recent_slice_fills_it(api, auth, alice, make_post, monkeypatch):
+    from feed import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", 3)
+    old_title = make_post(alice, "Rien à voir", title="Alternance en marketing", minutes_ago=60 * 24 * 100)
+    recent = [make_post(alice, f"Une alternance numéro {i}", minutes_ago=60 * 24 * i + 1) for i in range(2)]
+    # The last 30 days hold 2 matches < window of 3: the whole table is searched.
+    found = _ids(_search(api, auth, alice, "alternance", "posts"))
+    assert found == [str(old_title.pk), str(recent[0].pk), str(recent[1].pk)]  # title match first
+
+    newer = make_post(alice, "Encore une alternance", minutes_ago=5)
+    # Now the slice holds a full window (3 newest): the old post is outside the window.
+    found = _ids(_search(api, auth, alice, "alternance", "posts"))
+    assert sorted(found) == sorted([str(newer.pk), str(recent[0].pk), str(recent[1].pk)])
