@@ -211,9 +211,9 @@ SEARCH_TYPES = {"jobs": "job", "posts": "post", "candidates": "candidate"}
 # Ranking considers the newest SEARCH_WINDOW matches of each kind (all of them for any
 # selective query). It bounds the work of very common words ("stage", "recrute" match a
 # fifth of a million posts, where ranking every match costs hundreds of ms).
-SEARCH_WINDOW = 1000
+SEARCH_WINDOW = 500
 SEARCH_MAX_OFFSET = SEARCH_WINDOW
-SEARCH_RECENT_DAYS = 30
+SEARCH_SLICES_DAYS = (7, 60)
 
 # Stage 1 of a search, per kind: the newest matches in the base table, so that the planner
 # can use either the GIN index (rare words) or a backward scan of the created_at index
@@ -260,29 +260,31 @@ def search_kinds_for(*, user: User, type_: str | None) -> list[str]:
 def _search_ranked_ids(*, q: str, kinds: list[str], offset: int, count: int) -> list[dict[str, Any]]:
     """Stage 1: (kind, id, score) of the best matches, ranked by ts_rank × recency.
 
-    Each kind's window (its newest SEARCH_WINDOW matches) is first looked for among the
-    last SEARCH_RECENT_DAYS days only: when that slice holds a full window, it *is* the
-    newest window, found without touching older rows (the planner can combine the GIN
-    and created_at indexes); otherwise the whole table is searched (One-Time Filter: that
-    branch does not run at all when the slice was enough).
+    Each kind's window (its newest SEARCH_WINDOW matches) is looked for in widening time
+    slices (SEARCH_SLICES_DAYS, then the whole table). The first slice that holds a full
+    window *is* the newest window, found without touching older rows (the planner can
+    combine the GIN and created_at indexes); wider slices then do not run at all (their
+    CTE is gated by a One-Time Filter on the narrower slice's count).
     """
     tsquery_sql, tsquery_params = search.build_tsquery(q)
     score = search.rank_sql("w.search_vector", "w.created_at", tsquery_sql)
+    w = SEARCH_WINDOW
     ctes, branches, params = [], [], []
     for kind in kinds:
-        template = _SEARCH_WINDOWS[kind]
         alias = _SEARCH_ALIASES[kind]
-        recent = template.format(
-            q=tsquery_sql, w=SEARCH_WINDOW, since=f" AND {alias}.created_at >= now() - %s * interval '1 day'"
-        )
-        full = template.format(q=tsquery_sql, w=SEARCH_WINDOW, since="")
-        ctes.append(
-            f"recent_{kind} AS MATERIALIZED ({recent}), "
-            f"window_{kind} AS MATERIALIZED ("
-            f"SELECT * FROM recent_{kind} WHERE (SELECT count(*) FROM recent_{kind}) >= {SEARCH_WINDOW} "
-            f"UNION ALL SELECT * FROM ({full}) AS f WHERE (SELECT count(*) FROM recent_{kind}) < {SEARCH_WINDOW})"
-        )
-        params += [*tsquery_params, SEARCH_RECENT_DAYS, *tsquery_params]
+        levels = [*SEARCH_SLICES_DAYS, None]
+        names = [f"{kind}_{i}" for i in range(len(levels))]
+        pick = []
+        for i, days in enumerate(levels):
+            since = "" if days is None else f" AND {alias}.created_at >= now() - interval '{int(days)} days'"
+            body = _SEARCH_WINDOWS[kind].format(q=tsquery_sql, w=w, since=since)
+            params += tsquery_params
+            # Runs only when every narrower slice came back short of a full window.
+            gate = " AND ".join(f"(SELECT count(*) FROM {name}) < {w}" for name in names[:i]) or "true"
+            ctes.append(f"{names[i]} AS MATERIALIZED (SELECT * FROM ({body}) AS s WHERE {gate})")
+            full = "true" if days is None else f"(SELECT count(*) FROM {names[i]}) >= {w}"
+            pick.append(f"SELECT * FROM {names[i]} WHERE {full}")
+        ctes.append(f"window_{kind} AS MATERIALIZED ({' UNION ALL '.join(pick)})")
         branches.append(f"SELECT '{kind}' AS kind, w.id, w.created_at, {score} AS score FROM window_{kind} AS w")
     score_params = [p for _ in kinds for p in tsquery_params]
     sql = f"""

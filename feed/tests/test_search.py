@@ -238,12 +238,13 @@ def test_it_ranks_the_newest_window_whether_or_not_the_recent_slice_fills_it(api
 
     monkeypatch.setattr(selectors, "SEARCH_WINDOW", 3)
     old_title = make_post(alice, "Rien à voir", title="Alternance en marketing", minutes_ago=60 * 24 * 100)
-    recent = [make_post(alice, f"Une alternance numéro {i}", minutes_ago=60 * 24 * i + 1) for i in range(2)]
-    # The last 30 days hold 2 matches < window of 3: the whole table is searched.
+    recent = [make_post(alice, f"Une alternance numéro {i}", minutes_ago=60 * 24 * 3 * i + 1) for i in range(2)]
+    # No slice holds 3 matches (window of 3): the whole table is searched.
     found = _ids(_search(api, auth, alice, "alternance", "posts"))
     assert found == [str(old_title.pk), str(recent[0].pk), str(recent[1].pk)]  # title match first
 
     newer = make_post(alice, "Encore une alternance", minutes_ago=5)
-    # Now the slice holds a full window (3 newest): the old post is outside the window.
+    make_post(alice, "Alternance d'il y a 40 jours", minutes_ago=60 * 24 * 40)
+    # Now the last 7 days hold a full window (3 newest): the old post is outside the window.
     found = _ids(_search(api, auth, alice, "alternance", "posts"))
     assert sorted(found) == sorted([str(newer.pk), str(recent[0].pk), str(recent[1].pk)])
