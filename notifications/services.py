@@ -384,6 +384,7 @@ async def _group_send_all(frames: list[tuple[str, dict[str, Any]]], concurrency:
     layer = get_channel_layer()
     if layer is None:
         return
+    frames = await _frames_with_listeners(layer, frames)
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(group: str, data: dict[str, Any]) -> None:
@@ -391,6 +392,25 @@ async def _group_send_all(frames: list[tuple[str, dict[str, Any]]], concurrency:
             await layer.group_send(group, events.event_message("notification", data))
 
     await asyncio.gather(*(one(g, d) for g, d in frames))
+
+
+async def _frames_with_listeners(layer: Any, frames: list[tuple[str, dict[str, Any]]]) -> list:
+    """Drop frames for groups nobody listens to (most recipients of a large fan-out are
+    offline): one pipelined ZCARD per 5000 groups instead of a group_send each. Relies on
+    channels_redis' group keys; with another layer (or several shards) every frame is sent."""
+    group_key = getattr(layer, "_group_key", None)
+    if group_key is None or getattr(layer, "ring_size", 0) != 1 or len(frames) < 100:
+        return frames
+    connection = layer.connection(0)
+    kept: list[tuple[str, dict[str, Any]]] = []
+    for start in range(0, len(frames), 5000):
+        chunk = frames[start : start + 5000]
+        async with connection.pipeline(transaction=False) as pipe:
+            for group, _ in chunk:
+                pipe.zcard(group_key(group))
+            counts = await pipe.execute()
+        kept += [frame for frame, count in zip(chunk, counts, strict=True) if count]
+    return kept
 
 
 # --- enqueueing (always after commit) ---------------------------------------------------------
@@ -576,17 +596,15 @@ def delivery_batch_send(*, batch_key: str) -> DeliveryOutcome:
     """
     outcome = DeliveryOutcome(batch_key=batch_key)
     channel = batch_key.split(":", 1)[0]
+    pending = NotificationDelivery.objects.filter(batch_key=batch_key, status=DeliveryStatus.PENDING)
+    columns = ("id", "notification__user_id", "notification__user__email", "notification__user__full_name", "attempts")
+    rows = list(pending.order_by("notification__user_id").values_list(*columns))
     # A batch that failed as a whole (4xx, retries exhausted) is sent again when its job is
     # requeued from the RQ dashboard; per-recipient failures (invalid aliases) are not.
-    NotificationDelivery.objects.filter(
+    if not rows and NotificationDelivery.objects.filter(
         batch_key=batch_key, status=DeliveryStatus.FAILED, last_error__startswith=BATCH_ERROR_PREFIX
-    ).update(status=DeliveryStatus.PENDING, attempts=0)
-    pending = NotificationDelivery.objects.filter(batch_key=batch_key, status=DeliveryStatus.PENDING)
-    rows = list(
-        pending.order_by("notification__user_id").values_list(
-            "id", "notification__user_id", "notification__user__email", "notification__user__full_name", "attempts"
-        )
-    )
+    ).update(status=DeliveryStatus.PENDING, attempts=0):
+        rows = list(pending.order_by("notification__user_id").values_list(*columns))
     if not rows:
         return outcome
     first = (
@@ -594,8 +612,7 @@ def delivery_batch_send(*, batch_key: str) -> DeliveryOutcome:
         .only("type", "title", "body", "data", "batch__title_en", "batch__body_en")
         .get(deliveries__id=rows[0][0])
     )
-    attempt = max(r[4] for r in rows) + 1
-    pending.update(attempts=attempt)
+    attempt = max(r[4] for r in rows) + 1  # recorded with the outcome (one UPDATE per outcome)
     now = timezone.now()
 
     if channel == "email":
@@ -620,10 +637,13 @@ def delivery_batch_send(*, batch_key: str) -> DeliveryOutcome:
             for reason in set(result.failed_ids.values()):
                 users = [u for u in failed_users if result.failed_ids[u] == reason]
                 outcome.failed += pending.filter(notification__user_id__in=users).update(
-                    status=DeliveryStatus.FAILED, last_error=reason[:1000], provider_id=result.provider_id
+                    status=DeliveryStatus.FAILED,
+                    last_error=reason[:1000],
+                    provider_id=result.provider_id,
+                    attempts=attempt,
                 )
         outcome.sent = pending.update(
-            status=DeliveryStatus.SENT, sent_at=now, provider_id=result.provider_id, last_error=""
+            status=DeliveryStatus.SENT, sent_at=now, provider_id=result.provider_id, last_error="", attempts=attempt
         )
         outcome.details["provider_id"] = result.provider_id
         return outcome
@@ -633,12 +653,14 @@ def delivery_batch_send(*, batch_key: str) -> DeliveryOutcome:
 def _handle_failure(outcome, pending, attempt: int, kind: str, error: str, retry_after: float | None):
     max_attempts = conf.get_int("NOTIFICATIONS_MAX_ATTEMPTS")
     if kind == onesignal.TRANSIENT and attempt < max_attempts:
-        pending.update(last_error=f"attempt {attempt}: {error}"[:1000])
+        pending.update(last_error=f"attempt {attempt}: {error}"[:1000], attempts=attempt)
         outcome.retry_in = _backoff(attempt, retry_after)
         return outcome
     if kind == onesignal.TRANSIENT:
         error = f"gave up after {attempt} attempts: {error}"
-    outcome.failed += pending.update(status=DeliveryStatus.FAILED, last_error=(BATCH_ERROR_PREFIX + error)[:1000])
+    outcome.failed += pending.update(
+        status=DeliveryStatus.FAILED, last_error=(BATCH_ERROR_PREFIX + error)[:1000], attempts=attempt
+    )
     outcome.permanent_error = error
     return outcome
 
@@ -648,18 +670,18 @@ def _send_email(outcome, pending, rows, first, attempt, now):
     no_address = [r[0] for r in rows if not r[2]]
     if no_address:
         outcome.skipped = NotificationDelivery.objects.filter(id__in=no_address).update(
-            status=DeliveryStatus.SKIPPED, last_error="no e-mail address"
+            status=DeliveryStatus.SKIPPED, last_error="no e-mail address", attempts=attempt
         )
     if not with_address:
         return outcome
     result = email_sender.send_batch(with_address, title=first.title, body=first.body, data=first.data or {})
     if result.sent:
         outcome.sent = NotificationDelivery.objects.filter(id__in=result.sent).update(
-            status=DeliveryStatus.SENT, sent_at=now, last_error=""
+            status=DeliveryStatus.SENT, sent_at=now, last_error="", attempts=attempt
         )
     for delivery_id, reason in result.refused.items():
         outcome.failed += NotificationDelivery.objects.filter(id=delivery_id).update(
-            status=DeliveryStatus.FAILED, last_error=reason[:1000]
+            status=DeliveryStatus.FAILED, last_error=reason[:1000], attempts=attempt
         )
     if result.transient_error:
         rest = pending.exclude(id__in=[*result.sent, *result.refused])

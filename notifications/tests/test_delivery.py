@@ -165,7 +165,8 @@ def test_it_pushes_everyone_exactly_once_when_a_worker_is_killed_mid_batch(onesi
     with worker(onesignal.url):
         # The killed job is abandoned once its heartbeat expires (90 s); the sweep then
         # retries it. Fast-forward that clock rather than wait.
-        services.notifications_sweep(as_of=time.time() + 120)
+        report = services.notifications_sweep(as_of=time.time() + 120)
+        assert report["abandoned"] == 1
         assert wait_until(lambda: pending_deliveries() == 0, timeout=60)
         connection.close()
 
