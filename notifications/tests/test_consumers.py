@@ -10,7 +10,7 @@ from notifications import services
 from notifications.models import Notification
 from notifications.tests.helpers import WsClient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_async_db_connections")]
 
 
 async def test_it_closes_unauthenticated_connections_with_4401():

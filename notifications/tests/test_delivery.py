@@ -43,7 +43,9 @@ def _statuses(batch) -> dict[str, int]:
     return out
 
 
-async def test_it_pushes_5000_recipients_in_three_calls_and_frames_connected_users(onesignal, make_user):
+async def test_it_pushes_5000_recipients_in_three_calls_and_frames_connected_users(
+    onesignal, make_user, close_async_db_connections
+):
     ids = await sync_to_async(bulk_candidates)(4998)
     alice = await sync_to_async(make_user)("alice")
     bob = await sync_to_async(make_user)("bob")
