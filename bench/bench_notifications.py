@@ -72,7 +72,7 @@ def _fanout_to_push(n: int) -> list[Result]:
 
     ids = _ensure_users(n)
     runs = int(os.environ.get("BENCH_NOTIFICATIONS_RUNS", "1"))
-    push_times, all_times, calls, request_costs = [], [], [], []
+    push_times, all_times, calls, request_costs, breakdown = [], [], [], [], []
     with FakeOneSignal(record_bodies=False) as fake:
         settings.ONESIGNAL_API_URL = fake.url
         with rq_worker("notifications", ONESIGNAL_API_URL=fake.url, LOG_LEVEL="WARNING"):
@@ -104,16 +104,43 @@ def _fanout_to_push(n: int) -> list[Result]:
                         break
                     time.sleep(0.05)
                 all_times.append(time.perf_counter() - started)
+                breakdown.append(_job_breakdown(batch.id, n))
                 assert sum(fake.id_counts.values()) == n and max(fake.id_counts.values()) == 1
                 assert NotificationDelivery.objects.filter(notification__batch=batch, status="sent").count() == n
                 NotificationBatch.objects.filter(pk=batch.pk).update(status="stored")
                 _delete_batches([batch.id])
     size = f"{n} recipients, 1 worker"
     return [
-        summarize("notifications_fanout_to_push", "last push delivered", size, push_times, http_calls=max(calls)),
+        summarize(
+            "notifications_fanout_to_push",
+            "last push delivered",
+            size,
+            push_times,
+            http_calls=max(calls),
+            **breakdown[-1],
+        ),
         summarize("notifications_fanout_to_push", "+ websocket frames sent", size, all_times),
         summarize("notifications_fanout_to_push", "caller cost (cold, N ids)", size, request_costs),
     ]
+
+
+def _job_breakdown(batch_id, n: int) -> dict[str, float]:
+    """Seconds spent in the fan-out job and in the push jobs (from RQ's job records)."""
+    from rq.job import Job
+
+    from notifications.services import _queue, batch_size
+
+    connection = _queue("notifications").connection
+    fanout = Job.fetch(f"notif-fanout-{batch_id}", connection=connection)
+    pushes = Job.fetch_many(
+        [f"notif-deliver-push-{batch_id}-{k}" for k in range((n + batch_size("push") - 1) // batch_size("push"))],
+        connection=connection,
+    )
+    push_s = sum((j.ended_at - j.started_at).total_seconds() for j in pushes if j and j.ended_at and j.started_at)
+    return {
+        "fanout_job_s": round((fanout.ended_at - fanout.started_at).total_seconds(), 2),
+        "push_jobs_s": round(push_s, 2),
+    }
 
 
 def _naive_store(ids: list[uuid.UUID]) -> uuid.UUID:

@@ -236,7 +236,8 @@ def notification_batch_store(*, batch: NotificationBatch, inline: bool = False) 
     """Resolve and store the batch's notifications and delivery rows (one statement).
 
     Idempotent: runs under a row lock on the batch and does nothing once it is stored,
-    so a fan-out job re-run after a worker crash never stores a user twice. Enqueues
+    so a fan-out job re-run after a worker crash never stores a user twice (the unique
+    (batch, user) constraint backs this up; no ON CONFLICT: speculative inserts cost). Enqueues
     delivery jobs and real-time frames on commit. Returns the number of recipients.
     """
     with transaction.atomic():
@@ -264,7 +265,6 @@ stored AS (
     INSERT INTO notifications (id, user_id, batch_id, type, title, body, data, created_at)
     SELECT gen_random_uuid(), r.user_id, %(batch)s::uuid, %(type)s, %(title)s, %(body)s, %(data)s::jsonb, %(now)s
     FROM recipients r
-    ON CONFLICT (batch_id, user_id) DO NOTHING
     RETURNING id, user_id
 ),
 deliveries AS (
