@@ -9,6 +9,7 @@ Presence: both namespaces count — a user is online while any `/ws/messages/` o
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -21,6 +22,11 @@ from messaging import presence, selectors, services
 from messaging.selectors import iso, message_payload, parse_uuid
 
 log = logging.getLogger(__name__)
+
+# Database work runs in the executor's thread pool rather than asgiref's single
+# thread-sensitive thread: sends from many sockets of one process then overlap (each
+# thread has its own connection). Every service is one transaction, safe in any thread.
+db = functools.partial(database_sync_to_async, thread_sensitive=False)
 
 MAX_PRESENCE_IDS_PER_FRAME = 200
 MAX_PRESENCE_SUBSCRIPTIONS = 1000
@@ -72,9 +78,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
     async def _participant_conversation(self, data: dict[str, Any]) -> str:
         conversation_id = str(parse_uuid(data.get("conversationId"), field="conversationId"))
         if conversation_id not in self.known_conversations:
-            allowed = await database_sync_to_async(selectors.is_participant)(
-                user=self.user, conversation_id=conversation_id
-            )
+            allowed = await db(selectors.is_participant)(user=self.user, conversation_id=conversation_id)
             if not allowed:
                 raise Forbidden("Vous ne participez pas à cette conversation.")
             self.known_conversations.add(conversation_id)
@@ -128,7 +132,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
 
     async def on_send_message(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = parse_uuid(data.get("conversationId"), field="conversationId")
-        message, created = await database_sync_to_async(services.message_send)(
+        message, created = await db(services.message_send)(
             user=self.user,
             conversation_id=conversation_id,
             content=data.get("content"),
@@ -139,13 +143,13 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
 
     async def on_mark_as_read(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = parse_uuid(data.get("conversationId"), field="conversationId")
-        return await database_sync_to_async(services.messages_mark_read)(
+        return await db(services.messages_mark_read)(
             user=self.user, conversation_id=conversation_id, message_ids=data.get("messageIds")
         )
 
     async def on_delete_message(self, data: dict[str, Any]) -> dict[str, Any]:
         message_id = parse_uuid(data.get("messageId"), field="messageId")
-        message = await database_sync_to_async(services.message_delete)(user=self.user, message_id=message_id)
+        message = await db(services.message_delete)(user=self.user, message_id=message_id)
         return {
             "messageId": str(message.id),
             "conversationId": str(message.conversation_id),

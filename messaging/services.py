@@ -200,10 +200,6 @@ def message_send(
     client_message_id = _clean_client_message_id(client_message_id)
     participants = _participants_or_forbidden(user=user, conversation_id=conversation_id)
 
-    if client_message_id is not None:
-        existing = Message.objects.filter(sender_id=user.pk, client_message_id=client_message_id).first()
-        if existing is not None:
-            return _same_conversation(existing, conversation_id), False
     others = [uid for uid in participants if uid != user.pk]
     try:
         with transaction.atomic():
