@@ -145,6 +145,9 @@ SUPABASE_ALLOW_ANONYMOUS = env.bool("SUPABASE_ALLOW_ANONYMOUS", default=False)
 JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
 JWKS_REFRESH_COOLDOWN_SECONDS = env.int("JWKS_REFRESH_COOLDOWN_SECONDS", default=30)
 JWT_SECRET = env.str("JWT_SECRET", default="")  # legacy {id, role} tokens
+# Per-process cache of the user behind a verified token (0 disables). A deactivation made
+# elsewhere than through save()/delete() in this process takes effect within this delay.
+AUTH_USER_CACHE_SECONDS = env.float("AUTH_USER_CACHE_SECONDS", default=5.0)
 
 # --- OneSignal, email, matching -------------------------------------------------------
 ONESIGNAL_APP_ID = _first("ONESIGNAL_APP_ID", "ONE_SIGNAL_APP_ID")
