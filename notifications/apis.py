@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,12 +25,27 @@ class NotificationOutputSerializer(serializers.Serializer):
         return obj.read_at is not None
 
 
+NOTIFICATION_PAGE = inline_serializer(
+    "NotificationPage",
+    {"results": NotificationOutputSerializer(many=True), "next_cursor": serializers.CharField(allow_null=True)},
+)
+QUEUE_STATS = inline_serializer(
+    "QueueStats",
+    {name: serializers.IntegerField() for name in ("waiting", "active", "scheduled", "completed", "failed", "workers")},
+)
+QUEUES_HEALTH = inline_serializer(
+    "QueuesHealth",
+    {"healthy": serializers.BooleanField(), "queues": serializers.DictField(child=QUEUE_STATS)},
+)
+
+
 class NotificationListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         cursor = serializers.CharField(required=False, allow_blank=True)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_LIMIT, default=20)
         unread = serializers.BooleanField(required=False, default=False)
 
+    @extend_schema(parameters=[FilterSerializer], responses=NOTIFICATION_PAGE)
     def get(self, request):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -43,17 +59,20 @@ class NotificationListApi(APIView):
 
 
 class NotificationReadApi(APIView):
+    @extend_schema(request=None, responses=NotificationOutputSerializer)
     def post(self, request, notification_id):
         notification = services.notification_mark_one_read(user=request.user, notification_id=notification_id)
         return Response(NotificationOutputSerializer(notification).data)
 
 
 class NotificationReadAllApi(APIView):
+    @extend_schema(request=None, responses=inline_serializer("ReadAll", {"updated": serializers.IntegerField()}))
     def post(self, request):
         return Response({"updated": services.notification_mark_all_read(user=request.user)})
 
 
 class NotificationUnreadCountApi(APIView):
+    @extend_schema(responses=inline_serializer("UnreadCount", {"count": serializers.IntegerField()}))
     def get(self, request):
         return Response({"count": selectors.notification_unread_count(user=request.user)})
 
@@ -61,5 +80,6 @@ class NotificationUnreadCountApi(APIView):
 class QueuesHealthApi(APIView):
     permission_classes = [IsAdmin]
 
+    @extend_schema(responses=QUEUES_HEALTH)
     def get(self, request):
         return Response(services.queues_health())

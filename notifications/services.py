@@ -35,6 +35,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import connection, transaction
+from django.db.models import Value
 from django.utils import timezone
 
 from accounts.models import Role
@@ -597,7 +598,12 @@ def delivery_batch_send(*, batch_key: str) -> DeliveryOutcome:
     outcome = DeliveryOutcome(batch_key=batch_key)
     channel = batch_key.split(":", 1)[0]
     pending = NotificationDelivery.objects.filter(batch_key=batch_key, status=DeliveryStatus.PENDING)
-    columns = ("id", "notification__user_id", "notification__user__email", "notification__user__full_name", "attempts")
+    # (id, user id, e-mail, full name, attempts); push/SMS need no join to users.
+    if channel == "email":
+        columns = ("id", "notification__user_id", "notification__user__email", "notification__user__full_name")
+    else:
+        columns = ("id", "notification__user_id", Value(""), Value(""))
+    columns = (*columns, "attempts")
     rows = list(pending.order_by("notification__user_id").values_list(*columns))
     # A batch that failed as a whole (4xx, retries exhausted) is sent again when its job is
     # requeued from the RQ dashboard; per-recipient failures (invalid aliases) are not.

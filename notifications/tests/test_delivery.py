@@ -63,8 +63,10 @@ async def test_it_pushes_5000_recipients_in_three_calls_and_frames_connected_use
             user_ids=recipients,
         )
         with worker(onesignal.url):
-            frames = [await tab.recv(timeout=60) for tab in tabs]
-            done = await sync_to_async(wait_until)(lambda: onesignal.calls >= 3 and pending_deliveries() == 0)
+            frames = [await tab.recv(timeout=120) for tab in tabs]
+            done = await sync_to_async(wait_until)(
+                lambda: onesignal.calls >= 3 and pending_deliveries() == 0, timeout=120
+            )
             assert done, (onesignal.calls, await sync_to_async(pending_deliveries)())
         assert await outsider.nothing()
     finally:
