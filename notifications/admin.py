@@ -45,7 +45,7 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationBatch)
 class NotificationBatchAdmin(admin.ModelAdmin):
-    list_display = ("title", "type", "role", "status", "recipients_count", "created_at", "stored_at")
+    list_display = ("title", "type", "role", "status", "requested_count", "recipients_count", "created_at", "stored_at")
     list_filter = ("status", "type")
     search_fields = ("=id", "title")
-    readonly_fields = ("created_at", "stored_at")
+    readonly_fields = ("created_at", "stored_at", "requested_count", "recipients_count", "status")

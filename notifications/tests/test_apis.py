@@ -103,3 +103,17 @@ def test_it_shows_deliveries_and_failed_jobs_in_the_admin(staff_client, alice):
     requeue = staff_client.post(f"/admin/rq/queues/{index}/failed-demo/requeue/")
     assert requeue.status_code == 302
     assert "failed-demo" in queue.job_ids and queue.failed_job_registry.count == 0
+
+
+def test_it_lists_batches_in_the_admin(staff_client, alice, bob):
+    batch = services.notification_queue(type="message", title="Bonjour", body="", user_ids=[alice.id, bob.id])
+    page = staff_client.get("/admin/notifications/notificationbatch/")
+    assert page.status_code == 200 and b"Bonjour" in page.content
+    assert staff_client.get(f"/admin/notifications/notificationbatch/{batch.id}/change/").status_code == 200
+
+
+def test_it_searches_the_admin_lists_with_any_text(staff_client, alice):
+    services.notification_queue(type="message", title="Bonjour", body="", user_ids=[alice.id])
+    for model in ("notification", "notificationdelivery", "notificationbatch"):
+        for term in ("bonjour", "alice@example.test", "not-a-uuid"):
+            assert staff_client.get(f"/admin/notifications/{model}/?q={term}").status_code == 200, (model, term)
