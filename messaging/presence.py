@@ -163,7 +163,12 @@ def _aredis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        # A blocking pool: a burst of connects waits for a free connection instead of
+        # failing (redis-py's default pool raises past 100 connections).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=50, timeout=20, socket_connect_timeout=2, socket_timeout=10
+        )
+        client = aioredis.Redis(connection_pool=pool)
         _clients[loop] = client
     return client
 

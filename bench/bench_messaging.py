@@ -1,0 +1,328 @@
+"""Real-time messaging (issue 4) on two daphne processes sharing PostgreSQL and Redis,
+driven by real WebSocket clients (the `websockets` library) from this process.
+
+1. Send → receive latency: CONVERSATIONS one-to-one conversations, sender on server A,
+   recipient on server B, messages at a steady RATE (msg/s, all conversations together)
+   for DURATION seconds; latency = recipient's `new_message` minus the moment the sender
+   wrote the frame (one clock: both clients live here). Variants: WebSocket
+   `send_message` vs REST `POST /api/conversations/{id}/messages/` (the same service).
+2. Concurrent connections: CONNECTIONS authenticated `/ws/messages/` sockets held across
+   the two servers; memory per connection = growth of the servers' RSS / connections;
+   then the latency of messages between some of those users at that load.
+3. Group fan-out: one conversation of 50 participants holding FANOUT sessions in all
+   (half per server); time from the send until the last session has `new_message`
+   (per-user groups: 50 group sends; no session joined the room). Compared with a
+   `user_typing` to the same sessions all joined to the room (one group send, no DB).
+
+Sizes (BENCH_SCALE=1, what the issue asks): 200 conversations at 200 msg/s for 10 s,
+10,000 connections, 1,000 fan-out sessions. BENCH_SCALE scales CONNECTIONS and DURATION;
+BENCH_MESSAGING_RATE sets the rate. The client side runs in this single process and
+shares the machine's cores with the servers, PostgreSQL and Redis: its own scheduling
+delay is part of every figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import time
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from bench.common import Result, summarize
+
+SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
+CONVERSATIONS = 200
+RATE = float(os.environ.get("BENCH_MESSAGING_RATE", "200"))
+DURATION = max(3.0, 10 * SCALE)
+CONNECTIONS = int(os.environ.get("BENCH_MESSAGING_CONNECTIONS", str(int(10_000 * SCALE))))
+FANOUT_SESSIONS = int(os.environ.get("BENCH_MESSAGING_FANOUT", "1000"))
+FANOUT_ROUNDS = 20
+GROUP_SIZE = 50
+
+SERVER_ENV = {
+    "WS_EVENTS_PER_10_SECONDS": "100000000",
+    "RATE_LIMIT_PER_MINUTE": "100000000",
+    # The channel-layer settings messaging needs (socket timeout, process-sized capacity)
+    # until settings.py carries them: see messaging/tests/layer.py.
+    "DJANGO_SETTINGS_MODULE": "messaging.tests.server_settings",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def _raise_fd_limit() -> int:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _users(prefix: str, n: int):
+    from accounts.models import User
+
+    User.objects.filter(email__startswith=f"{prefix}-").delete()
+    User.objects.bulk_create([User(email=f"{prefix}-{i}@bench.test", full_name=f"{prefix} {i}") for i in range(n)])
+    return list(User.objects.filter(email__startswith=f"{prefix}-").order_by("email"))
+
+
+class Socket:
+    """One client session; `on_frame` sees every pushed frame with its arrival time."""
+
+    def __init__(self, ws, user, on_frame):
+        self.ws, self.user, self.on_frame = ws, user, on_frame
+        self.reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(cls, address: str, user, on_frame=None, token: str | None = None) -> Socket:
+        from accounts.testing import token_for
+
+        ws = await connect(
+            f"ws://{address}/ws/messages/?token={token or token_for(user)}",
+            open_timeout=60,
+            ping_interval=None,
+            max_queue=None,
+        )
+        return cls(ws, user, on_frame or (lambda *_: None))
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                self.on_frame(self, json.loads(raw), time.perf_counter())
+
+    async def send(self, event: str, data: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps({"event": event, "data": data}))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        self.reader.cancel()
+
+
+async def _open_many(specs, *, concurrency: int = 50) -> list[Socket]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(spec):
+        async with gate:
+            return await Socket.open(*spec)
+
+    return list(await asyncio.gather(*(one(s) for s in specs)))
+
+
+async def _latency(pairs, conversations, servers, *, rate: float, duration: float, via_rest: bool = False):
+    """Steady-rate messages from pairs[i][0] (server A) to pairs[i][1] (server B)."""
+    import urllib.request
+
+    from accounts.testing import token_for
+
+    sent_at: dict[str, float] = {}
+    samples: list[float] = []
+
+    def on_recipient(sock, frame, now):
+        if frame["event"] == "new_message" and frame["data"]["senderId"] != str(sock.user.pk):
+            started = sent_at.pop(frame["data"]["clientMessageId"], None)
+            if started is not None:
+                samples.append(now - started)
+
+    senders = await _open_many([(servers[0], a) for a, _ in pairs])
+    recipients = await _open_many([(servers[1], b, on_recipient) for _, b in pairs])
+    tokens = {a.pk: token_for(a) for a, _ in pairs}
+    loop = asyncio.get_running_loop()
+
+    def rest_post(cid, token, body):
+        request = urllib.request.Request(
+            f"http://{servers[0]}/api/conversations/{cid}/messages/",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+    total = int(rate * duration)
+    interval = 1 / rate
+    pending = []
+    start = time.perf_counter()
+    for n in range(total):
+        due = start + n * interval
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        i = n % len(pairs)
+        cid = str(conversations[i])
+        client_id = f"{'rest' if via_rest else 'ws'}-{n}-{start}"
+        body = {"conversationId": cid, "content": f"message {n}", "clientMessageId": client_id}
+        sent_at[client_id] = time.perf_counter()
+        if via_rest:
+            pending.append(loop.run_in_executor(None, rest_post, cid, tokens[pairs[i][0].pk], body))
+        else:
+            await senders[i].send("send_message", body)
+    await asyncio.gather(*pending)
+    deadline = time.perf_counter() + 30
+    while sent_at and time.perf_counter() < deadline:
+        await asyncio.sleep(0.1)
+    lost = len(sent_at)
+    for sock in senders + recipients:
+        await sock.close()
+    return samples, lost, total / (time.perf_counter() - start)
+
+
+def run() -> list[Result]:
+    from emploiplus.testing import daphne_server
+    from messaging.services import conversation_create_group, conversation_get_or_create_direct
+
+    fd_limit = _raise_fd_limit()
+    results: list[Result] = []
+    users = _users("msgbench", 2 * CONVERSATIONS)
+    pairs = [(users[2 * i], users[2 * i + 1]) for i in range(CONVERSATIONS)]
+    conversations = [conversation_get_or_create_direct(user=a, other_user_id=b.pk)[0].pk for a, b in pairs]
+
+    with daphne_server(**SERVER_ENV) as (server_a, proc_a), daphne_server(**SERVER_ENV) as (server_b, proc_b):
+        servers = (server_a, server_b)
+
+        # 1. latency at a steady rate
+        for via_rest, label in ((False, "WebSocket send_message"), (True, "REST POST (same service)")):
+            duration = DURATION if not via_rest else max(3.0, DURATION / 2)
+            samples, lost, achieved = asyncio.run(
+                _latency(pairs, conversations, servers, rate=RATE, duration=duration, via_rest=via_rest)
+            )
+            results.append(
+                summarize(
+                    "messaging send→receive latency",
+                    label,
+                    f"{CONVERSATIONS} convs, {RATE:g} msg/s × {duration:g} s",
+                    samples,
+                    lost=lost,
+                    achieved_rate=round(achieved, 1),
+                    target="median ≤ 5 ms, p99 ≤ 25 ms",
+                )
+            )
+
+        # 2. connections held, memory per connection, latency at that load
+        idle_users = _users("msgidle", CONNECTIONS)
+
+        async def hold() -> tuple[int, float, list[float], int]:
+            rss_before = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
+            started = time.perf_counter()
+            held = await _open_many([(servers[i % 2], u) for i, u in enumerate(idle_users)], concurrency=100)
+            opened_in = time.perf_counter() - started
+            await asyncio.sleep(2)
+            rss_after = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
+            samples, lost, _ = await _latency(
+                pairs[:50], conversations[:50], servers, rate=min(RATE, 50), duration=max(3.0, DURATION / 2)
+            )
+            for sock in held:
+                await sock.close()
+            per_conn = (rss_after - rss_before) * 1024 / max(1, len(held))
+            return len(held), opened_in, samples, lost, per_conn
+
+        held, opened_in, samples, lost, per_conn = asyncio.run(hold())
+        results.append(
+            summarize(
+                "messaging latency under held connections",
+                "WebSocket send_message",
+                f"{held} connections held, 50 convs",
+                samples,
+                lost=lost,
+                connections_held=held,
+                opened_in_s=round(opened_in, 1),
+                server_memory_per_connection_kib=round(per_conn / 1024, 1),
+                fd_limit=fd_limit,
+                target="10,000 held, median ≤ 20 ms",
+            )
+        )
+
+        # 3. fan-out to FANOUT sessions of a 50-member group
+        members = _users("msgfan", GROUP_SIZE)
+        group = conversation_create_group(user=members[0], participant_ids=[m.pk for m in members[1:]])
+
+        async def fanout() -> tuple[list[float], list[float]]:
+            from accounts.testing import token_for
+
+            tokens = {m.pk: token_for(m) for m in members}
+            arrivals: dict[str, list[float]] = {}
+
+            def on_frame(sock, frame, now):
+                if frame["event"] == "new_message":
+                    arrivals.setdefault(frame["data"]["clientMessageId"], []).append(now)
+                elif frame["event"] == "user_typing":
+                    arrivals.setdefault(frame["data"]["timestamp"], []).append(now)
+
+            specs = [
+                (servers[i % 2], members[i % GROUP_SIZE], on_frame, tokens[members[i % GROUP_SIZE].pk])
+                for i in range(FANOUT_SESSIONS)
+            ]
+            sessions = await _open_many(specs, concurrency=100)
+            sender = await Socket.open(servers[0], members[0])
+            per_user, room = [], []
+            for n in range(FANOUT_ROUNDS):
+                key = f"fan-{n}-{time.time()}"
+                started = time.perf_counter()
+                await sender.send(
+                    "send_message", {"conversationId": str(group.pk), "content": "x", "clientMessageId": key}
+                )
+                # the sender's own socket is a session of members[0] too: FANOUT + 1 copies
+                deadline = started + 30
+                while len(arrivals.get(key, ())) < FANOUT_SESSIONS and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.001)
+                if len(arrivals.get(key, ())) >= FANOUT_SESSIONS:
+                    per_user.append(max(arrivals[key]) - started)
+            # room variant: every session joins the room; one typing frame reaches all
+            for sock in sessions:
+                await sock.send("join_conversation", {"conversationId": str(group.pk)})
+            await asyncio.sleep(3)
+            arrivals.clear()
+            typist = await Socket.open(servers[0], members[1])  # typing never reaches the typist's user
+            others = sum(1 for i in range(FANOUT_SESSIONS) if members[i % GROUP_SIZE].pk != members[1].pk)
+            for _n in range(FANOUT_ROUNDS):
+                before = set(arrivals)
+                started = time.perf_counter()
+                await typist.send("typing", {"conversationId": str(group.pk), "isTyping": True})
+                deadline = started + 30
+                key = None
+                while time.perf_counter() < deadline:
+                    fresh = set(arrivals) - before
+                    key = next(iter(fresh), None)
+                    if key and len(arrivals[key]) >= others:
+                        break
+                    await asyncio.sleep(0.001)
+                if key and len(arrivals[key]) >= others:
+                    room.append(max(arrivals[key]) - started)
+                await asyncio.sleep(0.05)
+            for sock in [*sessions, sender, typist]:
+                await sock.close()
+            return per_user, room
+
+        per_user, room = asyncio.run(fanout())
+        results.append(
+            summarize(
+                "messaging group fan-out",
+                "new_message via per-user groups",
+                f"{GROUP_SIZE} members, {FANOUT_SESSIONS} sessions",
+                per_user,
+                rounds=FANOUT_ROUNDS,
+            )
+        )
+        results.append(
+            summarize(
+                "messaging group fan-out",
+                "typing via one room group",
+                f"{GROUP_SIZE} members, {FANOUT_SESSIONS} sessions",
+                room,
+                rounds=FANOUT_ROUNDS,
+                note="no DB write; sessions of the typist excluded",
+            )
+        )
+    return results
