@@ -6,8 +6,11 @@ The cron scheduler only enqueues; the `rqworker` processes run the jobs.
 from rq import cron
 
 from matching.jobs import refresh_materialized_views, sweep_pending_jobs
+from notifications.jobs import notifications_sweep
 
 cron.register(refresh_materialized_views, queue_name="notifications", interval=300)
 # Lost webhook deliveries: active jobs still `pending` after MATCHING_SWEEP_AFTER_SECONDS
 # (default 120 s), or `queued` for 15 minutes (dead worker), go through the pipeline.
 cron.register(sweep_pending_jobs, queue_name="notifications", interval=60)
+# Notification deliveries: abandoned RQ jobs (killed workers) and lost fan-outs.
+cron.register(notifications_sweep, queue_name="notifications", interval=60)
