@@ -12,6 +12,8 @@ Variants, same daphne process, same client:
 
 Load: CONCURRENCY client threads (default 8), each with its own keep-alive connection,
 REQUESTS deliveries per variant (default 2,000 × BENCH_SCALE). Targets: ≥ 500/s, p99 ≤ 50 ms.
+The client runs on the same machine; `server_cpu_ms` (CPU the daphne process used per
+request) and `one_core_bound_per_second` tell the server's own cost from machine load.
 """
 
 from __future__ import annotations
@@ -93,6 +95,16 @@ def _load(address: str, path: str, bodies: list[bytes], expect: int) -> tuple[li
     return latencies, wall
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to tell server cost from machine load."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def run() -> list[Result]:
     import django_rq
 
@@ -109,7 +121,7 @@ def run() -> list[Result]:
     env = {"SUPABASE_WEBHOOK_SECRET": SECRET, "DEBUG": "0"}
     before = WebhookEvent.objects.count()
     try:
-        with daphne_server(**env) as (address, _proc):
+        with daphne_server(**env) as (address, proc):
             _load(address, "/api/webhooks/test", [b"{}"] * 50, 200)  # warm-up
             variants = [
                 ("signature only (/test)", "/api/webhooks/test", [b"{}"] * REQUESTS, 200),
@@ -123,9 +135,20 @@ def run() -> list[Result]:
             stored = variants[1][2]
             variants.append(("duplicate delivery (200)", "/api/webhooks/jobs/notify", stored, 200))
             for name, path, bodies, expect in variants:
+                cpu_before = _cpu_seconds(proc.pid)
                 latencies, wall = _load(address, path, bodies, expect)
+                cpu_ms = (_cpu_seconds(proc.pid) - cpu_before) * 1000 / len(latencies)
                 results.append(
-                    summarize("webhooks.ingest", name, size, latencies, per_second=round(len(latencies) / wall, 1))
+                    summarize(
+                        "webhooks.ingest",
+                        name,
+                        size,
+                        latencies,
+                        per_second=round(len(latencies) / wall, 1),
+                        # CPU the daphne process spent per request, and the rate one free core would allow.
+                        server_cpu_ms=round(cpu_ms, 2),
+                        one_core_bound_per_second=round(1000 / cpu_ms, 0) if cpu_ms > 0 else None,
+                    )
                 )
         assert WebhookEvent.objects.count() - before == REQUESTS
     finally:

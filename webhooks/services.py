@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Candidate
@@ -208,27 +208,52 @@ def webhook_receive(*, source: str, body: bytes, webhook_id: str | None = None) 
         "record": env.record,
         "old_record": env.old_record,
     }
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                delivery_key=key,
-                source=source,
-                event_type=env.type[:20],
-                table_name=env.table[:100],
-                payload=payload,
-                status=WebhookStatus.SKIPPED if skipped else WebhookStatus.RECEIVED,
-                processed_at=now if skipped else None,
-                result={"skipped": skipped} if skipped else {},
-            )
-            if not skipped:
-                enqueue_processing_on_commit(event_id=event.id)
-    except IntegrityError:
-        existing = WebhookEvent.objects.filter(delivery_key=key).first()
-        if existing is None:  # the other insert rolled back meanwhile: try once more
-            return webhook_receive(source=source, body=body, webhook_id=webhook_id)
-        return Receipt(existing, duplicate=True, skipped=(existing.result or {}).get("skipped"))
+    event = WebhookEvent(
+        delivery_key=key,
+        source=source,
+        event_type=env.type[:20],
+        table_name=env.table[:100],
+        payload=payload,
+        status=WebhookStatus.SKIPPED if skipped else WebhookStatus.RECEIVED,
+        processed_at=timezone.now() if skipped else None,
+        result={"skipped": skipped} if skipped else {},
+    )
+    with transaction.atomic():
+        # ON CONFLICT DO NOTHING: a concurrent insert of the same key makes this one wait for
+        # it, then return no row (it committed) or insert (it rolled back) — no exception path.
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT_EVENT, _insert_params(event))
+            inserted = cursor.fetchone()
+        if inserted is None:
+            existing = WebhookEvent.objects.get(delivery_key=key)
+            return Receipt(existing, duplicate=True, skipped=(existing.result or {}).get("skipped"))
+        if not skipped:
+            enqueue_processing_on_commit(event_id=event.id)
     return Receipt(event, skipped=skipped)
+
+
+_INSERT_EVENT = """
+INSERT INTO webhook_events (id, delivery_key, source, event_type, table_name, payload, status, attempts,
+                            received_at, processed_at, error, result, updated_at)
+VALUES (%(id)s, %(delivery_key)s, %(source)s, %(event_type)s, %(table_name)s, %(payload)s::jsonb, %(status)s, 0,
+        now(), %(processed_at)s, '', %(result)s::jsonb, now())
+ON CONFLICT (delivery_key) DO NOTHING
+RETURNING id
+"""
+
+
+def _insert_params(event: WebhookEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "delivery_key": event.delivery_key,
+        "source": event.source,
+        "event_type": event.event_type,
+        "table_name": event.table_name,
+        "payload": json.dumps(event.payload),
+        "status": event.status,
+        "processed_at": event.processed_at,
+        "result": json.dumps(event.result),
+    }
 
 
 @functools.cache
