@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -9,7 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Candidate, Company, ExperienceLevel, Role
 from accounts.permissions import IsCandidate
-from emploiplus.errors import Forbidden, NotFound
+from emploiplus.errors import ApplicationError, Forbidden, NotFound
 from matching import selectors, services
 from matching.models import JobStatus, JobType
 
@@ -80,13 +82,21 @@ class JobListApi(APIView):
 
     def get(self, request):
         user = request.user if request.user is not None and request.user.is_authenticated else None
+        company_id = request.query_params.get("company_id") or None
+        if company_id:
+            try:
+                company_id = str(uuid.UUID(company_id))
+            except ValueError as exc:
+                raise ApplicationError(
+                    "invalid", "company_id invalide.", extra={"errors": {"company_id": ["UUID attendu."]}}
+                ) from exc
         jobs, next_cursor = selectors.job_list(
             user=user,
             q=request.query_params.get("q", "")[:200],
             location=request.query_params.get("location", "")[:200],
             skills=_csv_param(request, "skills"),
             job_types=_csv_param(request, "job_type"),
-            company_id=request.query_params.get("company_id") or None,
+            company_id=company_id,
             cursor=request.query_params.get("cursor") or None,
             limit=_limit(request),
         )

@@ -546,6 +546,16 @@ def candidate_update_profile(
         updates["location"] = ""
     if "job_title" in updates and updates["job_title"] is None:
         updates["job_title"] = ""
+    for name in ("target_salary_min", "target_salary_max"):
+        if name in updates and updates[name] not in (None, ""):
+            value = _int_or_none(updates[name])
+            if value is None or value < 0:
+                raise ApplicationError(
+                    "invalid", f"{name} invalide.", extra={"errors": {name: ["Entier positif attendu."]}}
+                )
+            updates[name] = value
+        elif name in updates:
+            updates[name] = None
     for name, value in updates.items():
         setattr(candidate, name, value)
     tmin, tmax = candidate.target_salary_min, candidate.target_salary_max

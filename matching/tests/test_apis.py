@@ -137,6 +137,7 @@ def test_it_lists_searches_and_filters_jobs_with_a_cursor(api, acme):
     seen = [j["id"] for j in first["results"] + second["results"]]
     assert len(set(seen)) == 3
     assert api.get("/api/jobs/", {"cursor": "garbage!"}).status_code == 400
+    assert api.get("/api/jobs/", {"company_id": "not-a-uuid"}).status_code == 400
 
 
 def test_it_ranks_a_jobs_candidates_for_its_company_only(api, auth, rita, gus, root, alice, bob, acme):
