@@ -67,7 +67,7 @@ class ConversationMessagesApi(APIView):
         return Response(selectors.message_list(user=request.user, conversation_id=conversation_id, **filters))
 
     def post(self, request, conversation_id):
-        selectors.conversation_get_for_user(user=request.user, conversation_id=conversation_id)  # 404
+        selectors.conversation_require_participant(user=request.user, conversation_id=conversation_id)
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         message, created = services.message_send(
@@ -90,7 +90,7 @@ class ConversationReadApi(APIView):
         )
 
     def post(self, request, conversation_id):
-        selectors.conversation_get_for_user(user=request.user, conversation_id=conversation_id)  # 404
+        selectors.conversation_require_participant(user=request.user, conversation_id=conversation_id)
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = services.messages_mark_read(

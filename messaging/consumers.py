@@ -9,6 +9,8 @@ Presence: both namespaces count — a user is online while any `/ws/messages/` o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from typing import Any
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 # thread has its own connection). Every service is one transaction, safe in any thread.
 db = functools.partial(database_sync_to_async, thread_sensitive=False)
 
+CLOSE_GOING_AWAY = 1001
 MAX_PRESENCE_IDS_PER_FRAME = 200
 MAX_PRESENCE_SUBSCRIPTIONS = 1000
 
@@ -36,7 +39,24 @@ _ROOM_EVENTS = frozenset({"user_typing", "user_joined", "user_left"})
 
 
 class PresenceTrackingMixin:
-    """Registers the connection in Redis presence for its lifetime."""
+    """Registers the connection in Redis presence for its lifetime, and closes it cleanly
+    when the server shuts down: daphne cancels every application before exiting, so the
+    disconnect path (presence, `user_left`, groups) runs then and the client gets 1001."""
+
+    async def __call__(self, scope, receive, send):
+        try:
+            return await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            if getattr(self, "user", None) is not None and not getattr(self, "_disconnected", False):
+                with contextlib.suppress(Exception):
+                    await self.disconnect(CLOSE_GOING_AWAY)
+                with contextlib.suppress(Exception):
+                    await self.close(code=CLOSE_GOING_AWAY)
+            raise
+
+    async def disconnect(self, code: int) -> None:
+        self._disconnected = True
+        await super().disconnect(code)
 
     async def track_presence(self) -> None:
         await presence.connect(user_id=self.user.pk, email=self.user.email or "", connection_id=self.channel_name)

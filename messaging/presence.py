@@ -15,6 +15,9 @@ Redis server (`TIME` inside the scripts), so processes on hosts with skewed cloc
   transition happens inside one Lua script, so exactly one process announces it
   (`user_online` / `user_offline` to the subscribers' `presence_group`).
 
+A process that exits normally (SIGTERM) releases its connections at exit
+(`release_all_sync`), so its users go offline at once.
+
 Bound: a connection of a dead process stops being refreshed; it is ignored by every
 query once its expiry passes (at most TTL after its last heartbeat) and `user_offline`
 is sent at the next sweep of any live process: within TTL + HEARTBEAT seconds
@@ -28,7 +31,9 @@ they need a single Redis (or a cluster with every presence key in one hash slot)
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import functools
 import logging
 import os
 import weakref
@@ -39,7 +44,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from emploiplus.events import abroadcast, presence_group
+from emploiplus.events import abroadcast, event_message, presence_group
 from emploiplus.redis import get_redis, key
 
 log = logging.getLogger(__name__)
@@ -205,7 +210,49 @@ def _registry() -> _Registry:
     registry = _registries.get(loop)
     if registry is None:
         registry = _registries[loop] = _Registry()
+        _register_exit_cleanup()
     return registry
+
+
+@functools.cache
+def _register_exit_cleanup() -> None:
+    atexit.register(release_all_sync)
+
+
+def release_all_sync() -> list[str]:
+    """Remove every connection this process still holds and announce the users who thereby
+    go offline. Runs at interpreter exit: on SIGTERM daphne drops its sockets and stops
+    the event loop without running the consumers' disconnect handlers, so without this
+    their users would stay online until the TTL."""
+    offline = []
+    for registry in list(_registries.values()):
+        for connection_id, (uid, _email) in list(registry.connections.items()):
+            try:
+                if get_redis().eval(LEAVE, 2, connections_key(uid), online_index_key(), uid, connection_id):
+                    offline.append(uid)
+            except Exception:  # Redis gone: the TTL expires them
+                log.warning("presence cleanup at exit failed", exc_info=True)
+                return offline
+        registry.connections.clear()
+    if offline:
+        with contextlib.suppress(Exception):
+            asyncio.run(_announce_offline_with_fresh_layer(offline))
+    return offline
+
+
+async def _announce_offline_with_fresh_layer(user_ids: list[str]) -> None:
+    """The process's channel layer is bound to its stopped event loop: use a new one."""
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    try:
+        for uid in user_ids:
+            await layer.group_send(
+                presence_group(uid), event_message("user_offline", {"userId": uid, "timestamp": now_iso()})
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            await layer.close_pools()
 
 
 async def _announce_online(user_id: str, email: str) -> None:

@@ -86,10 +86,10 @@ def is_participant(*, user: User, conversation_id: uuid.UUID | str) -> bool:
     return ConversationParticipant.objects.filter(conversation_id=conversation_id, user_id=user.pk).exists()
 
 
-def participant_ids(*, conversation_id: uuid.UUID | str) -> list[uuid.UUID]:
-    return list(
-        ConversationParticipant.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True)
-    )
+def conversation_require_participant(*, user: User, conversation_id: uuid.UUID | str) -> None:
+    """404 unless the user is in the conversation (REST hides what a user may not see)."""
+    if not is_participant(user=user, conversation_id=conversation_id):
+        raise NotFound("Conversation introuvable.")
 
 
 def _unread_subquery(user: User) -> Subquery:
@@ -179,8 +179,7 @@ def message_list(
     `before` for the older page. `?after=<message id>` (catch-up after being offline):
     oldest first, `next_cursor` = the id to pass as `after` for the next page.
     """
-    if not is_participant(user=user, conversation_id=conversation_id):
-        raise NotFound("Conversation introuvable.")
+    conversation_require_participant(user=user, conversation_id=conversation_id)
     if before and after:
         raise ApplicationError("invalid_data", "Utilisez 'before' ou 'after', pas les deux.")
     limit = _limit(limit)

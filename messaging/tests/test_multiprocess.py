@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from accounts.testing import token_for
-from emploiplus.testing import daphne_server
+from emploiplus.testing import daphne_server, stop_process
 from messaging.models import Message
 from messaging.services import conversation_get_or_create_direct
 from messaging.tests.conftest import SERVER_SETTINGS
@@ -228,3 +229,27 @@ def test_it_loses_nothing_under_load_across_two_processes(make_user):
         assert set(tab.received) == expected, f"{tab.user.email}: {len(expected - set(tab.received))} missing"
         assert set(tab.received.values()) == {1}, f"{tab.user.email}: duplicates"
     print(f"{len(all_ids)} messages by {STRESS_CLIENTS} clients sent in {sending:.1f} s")
+
+
+def test_it_closes_sockets_and_clears_presence_on_shutdown(alice, bob):
+    """SIGTERM: the server's sockets close and its users go offline at once (TTL here
+    60 s, so the sweeper could not be what announces it)."""
+    env = {**SERVER_ENV, "PRESENCE_TTL_SECONDS": "60", "PRESENCE_HEARTBEAT_SECONDS": "20"}
+    with daphne_server(**env) as (server_a, _), daphne_server(**env) as (server_b, proc_b):
+
+        async def scenario():
+            watcher = await Tab.open(server_a, "/ws/presence/", alice)
+            await watcher.call("subscribe", {"userIds": [str(bob.pk)]})
+            await watcher.expect("presence_state")
+            bob_tab = await Tab.open(server_b, "/ws/messages/", bob)
+            await watcher.expect("user_online")
+            await asyncio.to_thread(stop_process, proc_b)
+            assert proc_b.returncode == 0  # exited on SIGTERM, was not SIGKILLed
+            assert (await watcher.expect("user_offline"))["userId"] == str(bob.pk)
+            await asyncio.wait(
+                [bob_tab.reader], timeout=WAIT
+            )  # ends with ConnectionClosed: the server dropped the socket
+            assert bob_tab.reader.done() and isinstance(bob_tab.reader.exception(), ConnectionClosed)
+            await watcher.close()
+
+        asyncio.run(scenario())
