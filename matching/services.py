@@ -157,7 +157,7 @@ def job_match_and_notify(*, job_id: UUID | str) -> dict[str, Any]:
             return {"job_id": str(job.id), "skipped": "job_not_active"}
         params = selectors.job_match_params(job)
         prefilter = selectors.prefilter_is_exact()
-        with connection.cursor() as cursor:
+        with selectors.matching_cursor() as cursor:
             cursor.execute(
                 _UPSERT_JOB_MATCHES.format(select=selectors.candidates_for_job_sql(prefilter=prefilter)), params
             )
@@ -246,7 +246,7 @@ def candidate_rematch(*, candidate_id: UUID | str) -> dict[str, Any]:
         if not candidate.is_active or candidate.deleted_at is not None or not candidate.user.is_active:
             return {"candidate_id": str(candidate_id), "skipped": "candidate_not_active"}
         params = selectors.candidate_match_params(candidate)
-        with connection.cursor() as cursor:
+        with selectors.matching_cursor() as cursor:
             cursor.execute(
                 _UPSERT_CANDIDATE_MATCHES.format(
                     select=selectors.jobs_for_candidate_sql(prefilter=selectors.prefilter_is_exact())
