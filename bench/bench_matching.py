@@ -167,12 +167,12 @@ def run() -> list[Result]:
         inline, inline_params = inline_sql(job)
 
         def in_database(count_sql=count_sql, params=params):
-            with connection.cursor() as cursor:
+            with selectors.matching_cursor() as cursor:
                 cursor.execute(count_sql, params)
                 return cursor.fetchone()[0]
 
         def inlined(inline=inline, inline_params=inline_params):
-            with connection.cursor() as cursor:
+            with selectors.matching_cursor() as cursor:
                 cursor.execute(inline, inline_params)
                 return cursor.fetchall()
 
