@@ -77,8 +77,9 @@ def _truncations(word: str) -> list[str]:
 
 def build_tsquery(text: str) -> tuple[str, list[str]]:
     """`(sql, params)`: a tsquery SQL expression matching every word of `text` as a
-    French-stemmed prefix ("dévelop" finds "développeur", "developpeur" finds it too),
-    or as one of its short truncations (see `_truncations`).
+    French-stemmed prefix ("dévelop" finds "développeur", "developpeur" finds it too);
+    the last word (being typed) may also match one of its short truncations (see
+    `_truncations`).
 
     Raises ApplicationError (400) for input that is too short, too long or holds no
     word of at least two characters. Stop words ("le", "de") are ignored by PostgreSQL.
@@ -90,9 +91,11 @@ def build_tsquery(text: str) -> tuple[str, list[str]]:
     # or an operator, so to_tsquery only ever parses `'word':*` and `'a' | 'b'`.
     parts: list[str] = []
     params: list[str] = []
-    for word in words:
+    for position, word in enumerate(words, start=1):
         params.append(f"'{word}':*")
-        shorter = _truncations(word)
+        # Only the word being typed (the last one) may be cut short by the stemmer's view;
+        # earlier words are complete, and their truncations would only add noise and cost.
+        shorter = _truncations(word) if position == len(words) else []
         if shorter:
             parts.append("(to_tsquery('french', %s) || to_tsquery('simple', %s))")
             params.append(" | ".join(f"'{w}'" for w in shorter))

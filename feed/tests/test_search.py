@@ -205,9 +205,11 @@ def test_it_pages_results_with_a_signed_cursor(api, auth, alice, make_post):
 
 def test_it_builds_the_tsquery_from_words_only():
     assert tokenize("L'Œuvre du Développeur C++ & node.js!") == ["oeuvre", "du", "developpeur", "c++", "node.js"]
-    sql, params = build_tsquery("développeu & 'java':*")
-    assert sql == "((to_tsquery('french', %s) || to_tsquery('simple', %s)) && to_tsquery('french', %s))"
-    assert params == ["'developpeu':*", "'developpe' | 'developp' | 'develop'", "'java':*"]
+    sql, params = build_tsquery("'java':* & développeu")
+    assert sql == "(to_tsquery('french', %s) && (to_tsquery('french', %s) || to_tsquery('simple', %s)))"
+    assert params == ["'java':*", "'developpeu':*", "'developpe' | 'developp' | 'develop'"]
+    # Earlier words are complete: no truncations for them.
+    assert build_tsquery("développeuse java")[1] == ["'developpeuse':*", "'java':*"]
 
 
 @pytest.mark.parametrize("q", ["développeuse", "développeu", "developpe", "dévelo"])
