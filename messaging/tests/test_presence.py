@@ -95,3 +95,16 @@ async def test_it_expires_connections_of_a_dead_process(alice, bob, settings):
     finally:
         await watcher.close()
     assert presence.online_user_ids([alice.pk]) == set()
+
+
+async def test_it_caps_subscriptions_per_connection(alice):
+    tab = await ws(P, alice)
+    try:
+        for _ in range(5):  # 5 × 200 = the cap of 1,000
+            await tab.call_ok("subscribe", {"userIds": [str(uuid.uuid4()) for _ in range(200)]})
+            await tab.recv_event("presence_state")
+        frame = await tab.call("subscribe", {"userIds": [str(uuid.uuid4())]})
+        assert frame["error"]["code"] == "too_many_subscriptions"
+        assert await tab.nothing()
+    finally:
+        await tab.close()

@@ -153,3 +153,17 @@ def test_it_hands_messages_for_offline_recipients_to_notifications(alice, bob, c
     assert notes[0].data["conversationId"] == str(group.pk)
     assert "Entretien demain" in notes[0].body
     assert ConversationParticipant.objects.filter(conversation=group).count() == 3
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_client_message_id_reused_in_another_conversation(alice, bob, charlie):
+    with_bob, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    with_charlie, _ = conversation_get_or_create_direct(user=alice, other_user_id=charlie.pk)
+    message_send(user=alice, conversation_id=with_bob.pk, content="pour Bob", client_message_id="k1")
+    with pytest.raises(ApplicationError) as exc:
+        message_send(user=alice, conversation_id=with_charlie.pk, content="pour Charlie", client_message_id="k1")
+    assert exc.value.code == "client_message_id_conflict" and exc.value.status == 409
+    # Another sender may use the same id.
+    _, created = message_send(user=bob, conversation_id=with_bob.pk, content="réponse", client_message_id="k1")
+    assert created
+    assert list(Message.objects.order_by("created_at").values_list("content", flat=True)) == ["pour Bob", "réponse"]
