@@ -52,9 +52,6 @@ REST_RATE = 20  # urllib from a few threads of this process: above that the clie
 SERVER_ENV = {
     "WS_EVENTS_PER_10_SECONDS": "100000000",
     "RATE_LIMIT_PER_MINUTE": "100000000",
-    # The channel-layer settings messaging needs (socket timeout, process-sized capacity)
-    # until settings.py carries them: see messaging/tests/layer.py.
-    "DJANGO_SETTINGS_MODULE": "messaging.tests.server_settings",
     "LOG_LEVEL": "WARNING",
 }
 

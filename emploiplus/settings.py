@@ -101,14 +101,31 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # Above channels_redis' 5 s blocking pop: redis-py 8's default read
+                    # timeout would otherwise kill every idle consumer (close 1011).
+                    "socket_timeout": 30,
+                    # redis-py 8 pools refuse more than 100 connections by default, which a
+                    # burst of a few hundred joins/sends on one process reaches.
+                    "max_connections": 1000,
+                }
+            ],
             "prefix": f"{REDIS_KEY_PREFIX}:asgi",
-            "capacity": 1000,
+            # channels_redis queues every message for all of one process's connections
+            # under ONE key and drops silently past `capacity`: size it for a process.
+            "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=100_000),
             "expiry": 60,
             "group_expiry": 86400,
         },
     }
 }
+
+# Presence (messaging.presence): connection heartbeats in Redis. A killed process's
+# users go offline within TTL + heartbeat.
+PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=30.0)
+PRESENCE_HEARTBEAT_SECONDS = env.float("PRESENCE_HEARTBEAT_SECONDS", default=10.0)
 
 CACHES = {
     "default": {

@@ -35,7 +35,6 @@ import atexit
 import contextlib
 import functools
 import logging
-import os
 import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -50,19 +49,12 @@ from emploiplus.redis import get_redis, key
 log = logging.getLogger(__name__)
 
 
-def _setting(name: str, default: float) -> float:
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name) or default
-    return float(value)
-
-
 def ttl_seconds() -> float:
-    return _setting("PRESENCE_TTL_SECONDS", 30)
+    return settings.PRESENCE_TTL_SECONDS
 
 
 def heartbeat_seconds() -> float:
-    return _setting("PRESENCE_HEARTBEAT_SECONDS", max(0.2, ttl_seconds() / 3))
+    return settings.PRESENCE_HEARTBEAT_SECONDS
 
 
 def online_index_key() -> str:

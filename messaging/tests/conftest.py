@@ -4,16 +4,6 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connections
 
-from messaging.tests.layer import with_fixes
-
-# Daphne processes started by messaging tests load these settings (see layer.py).
-SERVER_SETTINGS = "messaging.tests.server_settings"
-
-
-@pytest.fixture(autouse=True)
-def _channel_layer_fixes(settings):
-    settings.CHANNEL_LAYERS = with_fixes(settings.CHANNEL_LAYERS)
-
 
 @pytest.fixture(autouse=True)
 def _close_consumer_db_connections():

@@ -24,7 +24,6 @@ from accounts.testing import token_for
 from emploiplus.testing import daphne_server, stop_process
 from messaging.models import Message
 from messaging.services import conversation_get_or_create_direct
-from messaging.tests.conftest import SERVER_SETTINGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +32,6 @@ SERVER_ENV = {
     "PRESENCE_TTL_SECONDS": str(TTL),
     "PRESENCE_HEARTBEAT_SECONDS": str(HEARTBEAT),
     "WS_EVENTS_PER_10_SECONDS": "1000000",
-    "DJANGO_SETTINGS_MODULE": SERVER_SETTINGS,
 }
 WAIT = 10  # seconds: generous bound for any single expected frame on a loaded machine
 
