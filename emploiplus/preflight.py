@@ -11,13 +11,16 @@ import sys
 
 
 def problems() -> list[str]:
+    import psycopg
     from django.db import connection
 
     from emploiplus.redis import get_redis
 
     found = []
     try:
-        connection.ensure_connection()
+        # A direct connection, not the pool: one attempt, one clear answer.
+        params = {k: v for k, v in connection.get_connection_params().items() if k not in ("pool", "cursor_factory")}
+        psycopg.connect(**params).close()
     except Exception as exc:
         found.append(f"cannot connect to PostgreSQL ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]})")
     try:

@@ -67,10 +67,18 @@ except Exception as exc:  # django-environ raises several types for bad URLs
     raise ImproperlyConfigured(f"DATABASE_URL is malformed ({exc}).") from exc
 if not _db.get("NAME"):
     raise ImproperlyConfigured("DATABASE_URL is malformed (no database name).")
-_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-_db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})
 _db["OPTIONS"].setdefault("connect_timeout", 5)
+# Under ASGI every request's sync code runs in its own thread, so per-thread persistent
+# connections (CONN_MAX_AGE) would open one connection per request and leak them.
+# A psycopg pool per process instead: connections are borrowed per request and returned.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+if DB_POOL_MAX_SIZE > 0:
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+else:
+    _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+    _db["CONN_HEALTH_CHECKS"] = True
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
