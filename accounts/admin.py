@@ -6,6 +6,7 @@ this database. Token claims (app_metadata.role = admin included) never grant it.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models
@@ -15,8 +16,33 @@ from accounts.models import Candidate, Company, User
 URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 
 
+class CandidateAdminForm(forms.ModelForm):
+    """Skills typed in the admin are stored normalised, like every other write path."""
+
+    class Meta:
+        model = Candidate
+        fields = (
+            "user",
+            "skills",
+            "experience_level",
+            "location",
+            "job_title",
+            "target_salary_min",
+            "target_salary_max",
+            "notifications_enabled",
+            "is_active",
+            "deleted_at",
+        )
+
+    def clean_skills(self) -> list[str]:
+        from matching.skills import skills_normalize
+
+        return skills_normalize(self.cleaned_data.get("skills") or [])
+
+
 class CandidateInline(admin.StackedInline):
     model = Candidate
+    form = CandidateAdminForm
     can_delete = False
     extra = 0
     fields = ("skills", "experience_level", "location", "job_title", "notifications_enabled", "is_active")
@@ -62,6 +88,7 @@ class CompanyAdmin(admin.ModelAdmin):
 
 @admin.register(Candidate)
 class CandidateAdmin(admin.ModelAdmin):
+    form = CandidateAdminForm
     list_display = ("user", "experience_level", "location", "notifications_enabled", "is_active", "deleted_at")
     list_filter = ("experience_level", "notifications_enabled", "is_active", ("deleted_at", admin.EmptyFieldListFilter))
     list_select_related = ("user",)

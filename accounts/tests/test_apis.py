@@ -378,3 +378,28 @@ def test_it_accepts_legacy_tokens_only_with_jwt_secret_and_never_as_admin(api, s
     other = uuid.uuid4()
     assert api.get(ME, headers=bearer(legacy(other, "admin"))).json()["role"] == "candidate"
     assert User.objects.get(pk=other).role == Role.CANDIDATE
+
+
+def test_it_normalises_skills_typed_in_the_candidate_admin(client, root, alice):
+    from accounts.models import Candidate
+
+    root.is_superuser = True
+    root.save()
+    client.force_login(root)
+    url = f"/admin/accounts/candidate/{alice.pk}/change/"
+    form = {
+        "user": str(alice.pk),
+        "skills": "ReactJS,Node.js, Postgres",
+        "experience_level": "mid",
+        "location": "Lyon",
+        "job_title": "",
+        "target_salary_min": "",
+        "target_salary_max": "",
+        "notifications_enabled": "on",
+        "is_active": "on",
+        "deleted_at_0": "",
+        "deleted_at_1": "",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Candidate.objects.get(pk=alice.pk).skills == ["react", "node.js", "postgresql"]
