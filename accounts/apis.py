@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,5 +19,6 @@ class MeApi(APIView):
         is_staff = serializers.BooleanField()
         created_at = serializers.DateTimeField()
 
+    @extend_schema(responses=OutputSerializer, summary="The caller's account")
     def get(self, request):
         return Response(self.OutputSerializer(request.user).data)

@@ -1,16 +1,20 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
 from emploiplus import health
+
+PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The API description is public (CONTRACT §6), no token needed.
+    path("api/schema/", SpectacularAPIView.as_view(**PUBLIC), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **PUBLIC), name="docs"),
     path("api/", include("accounts.urls")),
     path("api/", include("matching.urls")),
     path("api/", include("feed.urls")),

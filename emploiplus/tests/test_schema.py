@@ -1,0 +1,21 @@
+"""The OpenAPI description and its browsable page are public and complete."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_serves_the_openapi_schema_without_a_token(client):
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert schema["components"]["securitySchemes"]["SupabaseJWT"]["scheme"] == "bearer"
+    for path in ("/api/me/", "/api/feed/", "/api/jobs/", "/api/conversations/", "/api/notifications/"):
+        assert path in schema["paths"], path
+
+
+def test_it_serves_the_docs_page(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    assert b"swagger" in response.content.lower()
