@@ -35,13 +35,18 @@ def grant_to_authenticated(*tables: str, privileges: str = "SELECT") -> migratio
     )
 
 
-def search_vector_trigger(table: str, weighted_sources: list[tuple[str, str]]) -> migrations.RunSQL:
-    """`BEFORE INSERT OR UPDATE` trigger keeping `<table>.search_vector` current.
+def search_vector_trigger(
+    table: str, weighted_sources: list[tuple[str, str]], *, columns: tuple[str, ...] = ()
+) -> migrations.RunSQL:
+    """`BEFORE INSERT OR UPDATE [OF columns]` trigger keeping `<table>.search_vector` current.
 
     `weighted_sources` are (SQL expression over NEW, weight) pairs. Text is unaccented
     with f_unaccent() before the French configuration stems it, so queries typed with
-    or without accents match (CONTRACT §3, French full-text search).
+    or without accents match (CONTRACT §3, French full-text search). Give `columns`
+    (those the sources read) so that updates of other columns — counters, flags — do
+    not recompute the vector.
     """
+    update_of = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
     parts = " ||\n        ".join(
         f"setweight(to_tsvector('french', f_unaccent(coalesce({expr}, ''))), '{weight}')"
         for expr, weight in weighted_sources
@@ -58,7 +63,7 @@ END
 $$;
 
 CREATE TRIGGER trg_{table}_search_vector
-    BEFORE INSERT OR UPDATE ON {table}
+    BEFORE INSERT OR {update_of} ON {table}
     FOR EACH ROW EXECUTE FUNCTION {table}_search_vector_update();
 
 -- Fill the column for rows that existed before the trigger.

@@ -47,6 +47,7 @@ class Migration(migrations.Migration):
         search_vector_trigger(
             "candidates",
             [("NEW.job_title", "A"), ("array_to_string(NEW.skills, ' ')", "B"), ("NEW.location", "C")],
+            columns=("job_title", "skills", "location"),
         ),
         migrations.RunSQL(IS_ADMIN, "DROP FUNCTION IF EXISTS emploiplus_is_admin();"),
         grant_to_authenticated("candidates", privileges="SELECT, UPDATE"),

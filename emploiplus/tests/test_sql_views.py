@@ -234,3 +234,22 @@ class TestReadOnlyModels:
             entry.save()
         with pytest.raises(TypeError, match="read-only"):
             entry.delete()
+
+
+class TestSearchVectorTriggers:
+    @pytest.mark.parametrize(
+        ("table", "other_column", "text_column"),
+        [("candidates", "notifications_enabled", "job_title"), ("jobs", "matching_candidates_count", "title")],
+    )
+    def test_it_recomputes_the_vector_only_when_its_text_changes(
+        self, make_user, acme, table, other_column, text_column
+    ):
+        row_id = make_user("vector").pk if table == "candidates" else job(acme, title="Développeur").pk
+        value = "false" if other_column == "notifications_enabled" else "7"
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET search_vector = NULL, {other_column} = {value} WHERE id = %s", [row_id])
+            cursor.execute(f"SELECT search_vector FROM {table} WHERE id = %s", [row_id])
+            assert cursor.fetchone() == (None,)  # not a text change: the trigger did not run
+            cursor.execute(f"UPDATE {table} SET {text_column} = 'Ingénieur logiciel' WHERE id = %s", [row_id])
+            cursor.execute(f"SELECT search_vector::text FROM {table} WHERE id = %s", [row_id])
+            assert "'ingenieur'" in cursor.fetchone()[0]

@@ -177,6 +177,7 @@ class Migration(migrations.Migration):
                 ("array_to_string(NEW.required_skills, ' ')", "B"),
                 ("NEW.location", "C"),
             ],
+            columns=("title", "description", "required_skills", "location"),
         ),
         migrations.RunSQL(SCORE_FUNCTIONS, SCORE_FUNCTIONS_REVERSE),
         migrations.RunSQL(MATCHES_VIEW, "DROP VIEW IF EXISTS v_candidate_job_matches;"),
