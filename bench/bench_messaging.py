@@ -47,6 +47,8 @@ CONNECTIONS = int(os.environ.get("BENCH_MESSAGING_CONNECTIONS", str(int(10_000 *
 FANOUT_SESSIONS = int(os.environ.get("BENCH_MESSAGING_FANOUT", "1000"))
 FANOUT_ROUNDS = 20
 GROUP_SIZE = 50
+# Which parts to run (comma-separated): latency, rest, connections, fanout.
+PARTS = set(os.environ.get("BENCH_MESSAGING_PARTS", "latency,rest,connections,fanout").split(","))
 REST_RATE = 20  # urllib from a few threads of this process: above that the client queues
 
 SERVER_ENV = {
@@ -205,6 +207,8 @@ def run() -> list[Result]:
 
         # 1. latency at a steady rate
         for via_rest, label in ((False, "WebSocket send_message"), (True, "REST POST (same service)")):
+            if ("rest" if via_rest else "latency") not in PARTS:
+                continue
             _progress(f"latency: {label}")
             duration = DURATION if not via_rest else max(3.0, DURATION / 2)
             rate = RATE if not via_rest else min(RATE, REST_RATE)
@@ -223,93 +227,95 @@ def run() -> list[Result]:
                 )
             )
 
-        # 2. connections held, memory per connection, latency at that load
-        idle_users = _users("msgidle", CONNECTIONS)
-        _progress(f"holding {CONNECTIONS} connections")
+        if "connections" in PARTS:
+            # 2. connections held, memory per connection, latency at that load
+            idle_users = _users("msgidle", CONNECTIONS)
+            _progress(f"holding {CONNECTIONS} connections")
 
-        async def hold() -> tuple[int, float, list[float], int]:
-            rss_before = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
-            started = time.perf_counter()
-            held = await _open_many([(servers[i % 2], u) for i, u in enumerate(idle_users)], concurrency=100)
-            opened_in = time.perf_counter() - started
-            _progress(f"{len(held)} held after {time.perf_counter() - started:.1f} s")
-            await asyncio.sleep(2)
-            rss_after = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
-            samples, lost, _ = await _latency(
-                pairs[:50], conversations[:50], servers, rate=min(RATE, 50), duration=max(3.0, DURATION / 2)
-            )
-            for sock in held:
-                await sock.close()
-            per_conn = (rss_after - rss_before) * 1024 / max(1, len(held))
-            return len(held), opened_in, samples, lost, per_conn
-
-        held, opened_in, samples, lost, per_conn = asyncio.run(hold())
-        results.append(
-            summarize(
-                "messaging latency under held connections",
-                "WebSocket send_message",
-                f"{held} connections held, 50 convs",
-                samples,
-                lost=lost,
-                connections_held=held,
-                opened_in_s=round(opened_in, 1),
-                server_memory_per_connection_kib=round(per_conn / 1024, 1),
-                fd_limit=fd_limit,
-                target="10,000 held, median ≤ 20 ms",
-            )
-        )
-
-        # 3. fan-out to FANOUT sessions of a 50-member group
-        members = _users("msgfan", GROUP_SIZE)
-        group = conversation_create_group(user=members[0], participant_ids=[m.pk for m in members[1:]])
-
-        async def fanout() -> tuple[list[float], list[float]]:
-            from accounts.testing import token_for
-
-            tokens = {m.pk: token_for(m) for m in members}
-            arrivals: dict[str, list[float]] = {}
-
-            def on_frame(sock, frame, now):
-                if frame["event"] == "new_message":
-                    arrivals.setdefault(frame["data"]["clientMessageId"], []).append(now)
-
-            specs = [
-                (servers[i % 2], members[i % GROUP_SIZE], on_frame, tokens[members[i % GROUP_SIZE].pk])
-                for i in range(FANOUT_SESSIONS)
-            ]
-            sessions = await _open_many(specs, concurrency=100)
-            sender = await Socket.open(servers[0], members[0])
-            per_user = []
-            short = {"per_user": 0}
-            _progress(f"fan-out: {len(sessions)} sessions open")
-            for n in range(FANOUT_ROUNDS):
-                key = f"fan-{n}-{time.time()}"
+            async def hold() -> tuple[int, float, list[float], int]:
+                rss_before = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
                 started = time.perf_counter()
-                await sender.send(
-                    "send_message", {"conversationId": str(group.pk), "content": "x", "clientMessageId": key}
+                held = await _open_many([(servers[i % 2], u) for i, u in enumerate(idle_users)], concurrency=100)
+                opened_in = time.perf_counter() - started
+                _progress(f"{len(held)} held after {time.perf_counter() - started:.1f} s")
+                await asyncio.sleep(2)
+                rss_after = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
+                samples, lost, _ = await _latency(
+                    pairs[:50], conversations[:50], servers, rate=min(RATE, 50), duration=max(3.0, DURATION / 2)
                 )
-                # the sender's own socket is a session of members[0] too: FANOUT + 1 copies
-                deadline = started + 10
-                while len(arrivals.get(key, ())) < len(sessions) and time.perf_counter() < deadline:
-                    await asyncio.sleep(0.001)
-                if len(arrivals.get(key, ())) >= len(sessions):
-                    per_user.append(max(arrivals[key]) - started)
-                else:
-                    short["per_user"] += 1
-            for sock in [*sessions, sender]:
-                await sock.close()
-            return per_user, short, len(sessions)
+                for sock in held:
+                    await sock.close()
+                per_conn = (rss_after - rss_before) * 1024 / max(1, len(held))
+                return len(held), opened_in, samples, lost, per_conn
 
-        _progress("fan-out")
-        per_user, short, fan_sessions = asyncio.run(fanout())
-        results.append(
-            summarize(
-                "messaging group fan-out",
-                "new_message via per-user groups",
-                f"{GROUP_SIZE} members, {fan_sessions} sessions",
-                per_user,
-                rounds=FANOUT_ROUNDS,
-                rounds_incomplete_after_10s=short["per_user"],
+            held, opened_in, samples, lost, per_conn = asyncio.run(hold())
+            results.append(
+                summarize(
+                    "messaging latency under held connections",
+                    "WebSocket send_message",
+                    f"{held} connections held, 50 convs",
+                    samples,
+                    lost=lost,
+                    connections_held=held,
+                    opened_in_s=round(opened_in, 1),
+                    server_memory_per_connection_kib=round(per_conn / 1024, 1),
+                    fd_limit=fd_limit,
+                    target="10,000 held, median ≤ 20 ms",
+                )
             )
-        )
+
+        if "fanout" in PARTS:
+            # 3. fan-out to FANOUT sessions of a 50-member group
+            members = _users("msgfan", GROUP_SIZE)
+            group = conversation_create_group(user=members[0], participant_ids=[m.pk for m in members[1:]])
+
+            async def fanout() -> tuple[list[float], list[float]]:
+                from accounts.testing import token_for
+
+                tokens = {m.pk: token_for(m) for m in members}
+                arrivals: dict[str, list[float]] = {}
+
+                def on_frame(sock, frame, now):
+                    if frame["event"] == "new_message":
+                        arrivals.setdefault(frame["data"]["clientMessageId"], []).append(now)
+
+                specs = [
+                    (servers[i % 2], members[i % GROUP_SIZE], on_frame, tokens[members[i % GROUP_SIZE].pk])
+                    for i in range(FANOUT_SESSIONS)
+                ]
+                sessions = await _open_many(specs, concurrency=100)
+                sender = await Socket.open(servers[0], members[0])
+                per_user = []
+                short = {"per_user": 0}
+                _progress(f"fan-out: {len(sessions)} sessions open")
+                for n in range(FANOUT_ROUNDS):
+                    key = f"fan-{n}-{time.time()}"
+                    started = time.perf_counter()
+                    await sender.send(
+                        "send_message", {"conversationId": str(group.pk), "content": "x", "clientMessageId": key}
+                    )
+                    # the sender's own socket is a session of members[0] too: FANOUT + 1 copies
+                    deadline = started + 10
+                    while len(arrivals.get(key, ())) < len(sessions) and time.perf_counter() < deadline:
+                        await asyncio.sleep(0.001)
+                    if len(arrivals.get(key, ())) >= len(sessions):
+                        per_user.append(max(arrivals[key]) - started)
+                    else:
+                        short["per_user"] += 1
+                for sock in [*sessions, sender]:
+                    await sock.close()
+                return per_user, short, len(sessions)
+
+            _progress("fan-out")
+            per_user, short, fan_sessions = asyncio.run(fanout())
+            results.append(
+                summarize(
+                    "messaging group fan-out",
+                    "new_message via per-user groups",
+                    f"{GROUP_SIZE} members, {fan_sessions} sessions",
+                    per_user,
+                    rounds=FANOUT_ROUNDS,
+                    rounds_incomplete_after_10s=short["per_user"],
+                )
+            )
     return results

@@ -14,6 +14,7 @@ through the notifications pipeline (push), also after the commit.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import uuid
@@ -21,7 +22,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -181,7 +182,39 @@ def _to_participants(user_ids: list[uuid.UUID], event: str, data: dict[str, Any]
 
 
 # --- messages ---------------------------------------------------------------------------
-@transaction.atomic
+# One statement, one round trip (autocommit, no BEGIN/COMMIT): checks that the sender is a
+# participant, inserts the message (a resend of the same (sender, clientMessageId) inserts
+# nothing: ON CONFLICT on the partial unique index), moves the conversation's last message
+# (never backwards: a concurrent send that committed a later message wins), and returns
+# whether the sender may post, whether a row was inserted, and every participant id.
+# Deferred foreign keys are checked at the statement's end, when the new row exists.
+_SEND_SQL = """
+WITH members AS (
+    SELECT user_id FROM conversation_participants WHERE conversation_id = %(cid)s
+), allowed AS (
+    SELECT 1 WHERE EXISTS (SELECT 1 FROM members WHERE user_id = %(uid)s)
+), inserted AS (
+    INSERT INTO messages (id, conversation_id, sender_id, recipient_id, content, attachments,
+                          client_message_id, created_at, updated_at)
+    SELECT %(id)s, %(cid)s, %(uid)s,
+           CASE WHEN (SELECT count(*) FROM members) = 2
+                THEN (SELECT user_id FROM members WHERE user_id <> %(uid)s LIMIT 1) END,
+           %(content)s, %(attachments)s::jsonb, %(cmid)s, %(now)s, %(now)s
+    FROM allowed
+    ON CONFLICT (sender_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
+    RETURNING recipient_id
+), moved AS (
+    UPDATE conversations SET last_message_id = %(id)s, last_message_at = %(now)s
+    WHERE id = %(cid)s AND EXISTS (SELECT 1 FROM inserted)
+      AND (last_message_at IS NULL OR last_message_at <= %(now)s)
+)
+SELECT EXISTS (SELECT 1 FROM allowed),
+       EXISTS (SELECT 1 FROM inserted),
+       (SELECT recipient_id FROM inserted),
+       ARRAY(SELECT user_id FROM members)
+"""
+
+
 def message_send(
     *,
     user: User,
@@ -193,34 +226,53 @@ def message_send(
     """Store a message and announce it; returns (message, created).
 
     Idempotent on (sender, clientMessageId): a resend — even concurrent — returns the
-    stored message and announces nothing new. The unique constraint decides the race.
+    stored message and announces nothing new. The unique index decides the race (a
+    concurrent duplicate's INSERT waits for the first one's commit, then inserts nothing).
+    The write is a single statement (`_SEND_SQL`): atomic on its own, and inside a caller's
+    transaction the events still wait for that transaction's commit.
     """
     content = _clean_content(content)
     attachments = _clean_attachments(attachments)
     client_message_id = _clean_client_message_id(client_message_id)
-    participants = _participants_or_forbidden(user=user, conversation_id=conversation_id)
-
-    others = [uid for uid in participants if uid != user.pk]
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation_id=conversation_id,
-                sender=user,
-                recipient_id=others[0] if len(participants) == 2 else None,
-                content=content,
-                attachments=attachments,
-                client_message_id=client_message_id,
-            )
-    except IntegrityError:
-        if client_message_id is None:
-            raise
+    conversation_id = parse_uuid(conversation_id, field="conversationId")
+    message_id = uuid.uuid4()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SEND_SQL,
+            {
+                "cid": conversation_id,
+                "uid": user.pk,
+                "id": message_id,
+                "content": content,
+                "attachments": json.dumps(attachments),
+                "cmid": client_message_id,
+                "now": now,
+            },
+        )
+        allowed, created, recipient_id, participants = cursor.fetchone()
+    if not allowed:
+        raise Forbidden("Vous ne participez pas à cette conversation.")
+    if not created:
+        if client_message_id is None:  # pragma: no cover - nothing else inserts nothing
+            raise RuntimeError("message insert returned no row")
+        # Only a (sender, clientMessageId) conflict inserts nothing for a participant.
         existing = Message.objects.get(sender_id=user.pk, client_message_id=client_message_id)
         return _same_conversation(existing, conversation_id), False
 
-    # Concurrent sends may commit out of order: never move last_message backwards.
-    Conversation.objects.filter(pk=conversation_id).filter(
-        Q(last_message_at__isnull=True) | Q(last_message_at__lte=message.created_at)
-    ).update(last_message=message, last_message_at=message.created_at)
+    message = Message(
+        id=message_id,
+        conversation_id=conversation_id,
+        sender_id=user.pk,
+        recipient_id=recipient_id,
+        content=content,
+        attachments=attachments,
+        client_message_id=client_message_id,
+        created_at=now,
+        updated_at=now,
+    )
+    message._state.adding = False
+    message._state.db = connection.alias
 
     payload = message_payload(message, sender_email=user.email)
     sent = {
@@ -229,6 +281,8 @@ def message_send(
         "timestamp": payload["timestamp"],
         "conversationId": payload["conversationId"],
     }
+    others = [uid for uid in participants if uid != user.pk]
+    # Immediately in autocommit (the statement has committed), else after the caller's commit.
     _broadcast_on_commit(
         [*_to_participants(participants, "new_message", payload), (user_group(user.pk), "message_sent", sent)]
     )

@@ -167,3 +167,57 @@ def test_it_refuses_a_client_message_id_reused_in_another_conversation(alice, bo
     _, created = message_send(user=bob, conversation_id=with_bob.pk, content="réponse", client_message_id="k1")
     assert created
     assert list(Message.objects.order_by("created_at").values_list("content", flat=True)) == ["pour Bob", "réponse"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_sends_a_message_in_one_statement(alice, bob, charlie):
+    """Membership check, insert and last-message move are one SQL statement (one round
+    trip, autocommit); a resend costs one more read and stores nothing."""
+    from django.test.utils import CaptureQueriesContext
+
+    # bob online: no push (an offline recipient's push is the notifications app's queries)
+    presence.get_redis().eval(
+        presence.TOUCH, 2, presence.connections_key(bob.pk), presence.online_index_key(), 30, str(bob.pk), "b1"
+    )
+    conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    attachments = [{"url": "https://files.test/cv.pdf", "name": "cv.pdf", "mime": "application/pdf", "size": 10}]
+    with CaptureQueriesContext(connection) as queries:
+        message, created = message_send(
+            user=alice,
+            conversation_id=conversation.pk,
+            content=" bonjour ",
+            attachments=attachments,
+            client_message_id=7,
+        )
+    assert created and len(queries.captured_queries) == 1
+    stored = Message.objects.get(pk=message.pk)
+    assert (stored.content, stored.attachments, stored.client_message_id) == ("bonjour", attachments, "7")
+    assert (stored.sender_id, stored.recipient_id, stored.created_at) == (alice.pk, bob.pk, message.created_at)
+    conversation.refresh_from_db()
+    assert (conversation.last_message_id, conversation.last_message_at) == (message.pk, message.created_at)
+
+    with CaptureQueriesContext(connection) as queries:
+        again, created = message_send(user=alice, conversation_id=conversation.pk, content="autre", client_message_id=7)
+    assert not created and again.pk == message.pk and again.content == "bonjour"
+    assert len(queries.captured_queries) == 2
+
+    with CaptureQueriesContext(connection) as queries, pytest.raises(Forbidden):
+        message_send(user=charlie, conversation_id=conversation.pk, content="intrus")
+    assert len(queries.captured_queries) == 1
+    with pytest.raises(Forbidden):  # an unknown conversation looks the same
+        message_send(user=alice, conversation_id=uuid.uuid4(), content="perdu")
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_moves_last_message_forward_only_under_concurrent_sends(alice, make_user):
+    members = [make_user(f"member{i}") for i in range(3)]
+    group = conversation_create_group(user=alice, participant_ids=[m.pk for m in members])
+    senders = [alice, *members]
+    results = _concurrently(8, lambda i: message_send(user=senders[i % 4], conversation_id=group.pk, content=f"m{i}"))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    group.refresh_from_db()
+    latest = Message.objects.filter(conversation=group).order_by("-created_at").first()
+    assert Message.objects.filter(conversation=group).count() == 8
+    assert group.last_message_at == latest.created_at
+    assert Message.objects.filter(conversation=group, recipient_id__isnull=False).count() == 0  # groups: no recipient
