@@ -17,5 +17,7 @@ class MatchingConfig(AppConfig):
             # Again after commit: a reader may have re-cached the old map meanwhile.
             transaction.on_commit(skills.invalidate_cache)
 
-        post_save.connect(_invalidate, sender=SkillAlias, dispatch_uid="skill_alias_saved")
-        post_delete.connect(_invalidate, sender=SkillAlias, dispatch_uid="skill_alias_deleted")
+        # weak=False: `_invalidate` is local to this method; a weak reference would let it be
+        # garbage-collected (and the signal silently disconnected) once ready() returns.
+        post_save.connect(_invalidate, sender=SkillAlias, dispatch_uid="skill_alias_saved", weak=False)
+        post_delete.connect(_invalidate, sender=SkillAlias, dispatch_uid="skill_alias_deleted", weak=False)
