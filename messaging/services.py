@@ -13,7 +13,6 @@ through the notifications pipeline (push), also after the commit.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -30,6 +29,7 @@ from accounts.models import User
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
 from emploiplus.events import event_message, user_group
 from messaging import presence
+from messaging.delivery import group_send_many
 from messaging.models import MAX_GROUP_SIZE, MAX_MESSAGE_LENGTH, Conversation, ConversationParticipant, Message
 from messaging.selectors import iso, message_payload, parse_uuid
 
@@ -164,15 +164,14 @@ def _participants_or_forbidden(*, user: User, conversation_id: uuid.UUID | str) 
 
 
 def _broadcast_on_commit(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Send (group, event, data) frames after the commit, concurrently, in one hop to the
-    event loop (a message to a group of 50 is 51 group sends; one by one they add up)."""
+    """Send (group, event, data) frames after the commit, in one hop to the event loop and
+    two Redis round trips for all of them (`messaging.delivery`; a message to a group of 50
+    is 51 group sends)."""
 
     async def send_all() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            await asyncio.gather(
-                *(layer.group_send(group, event_message(event, data)) for group, event, data in frames)
-            )
+            await group_send_many(layer, [(group, event_message(event, data)) for group, event, data in frames])
 
     transaction.on_commit(async_to_sync(send_all), robust=True)
 
