@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from emploiplus.testing import BASE_DIR
+from emploiplus.testing import BASE_DIR, database_url_for_tests
+
+pytestmark = pytest.mark.django_db  # creates the test database the subprocesses connect to
 
 
 def run(argv: list[str], **env: str | None) -> subprocess.CompletedProcess:
@@ -16,7 +18,8 @@ def run(argv: list[str], **env: str | None) -> subprocess.CompletedProcess:
     environment.update(
         DJANGO_SETTINGS_MODULE="emploiplus.settings",
         DEBUG="1",
-        DATABASE_URL=os.environ["DATABASE_URL"],
+        # The test database: it exists, unlike (perhaps) the one DATABASE_URL names.
+        DATABASE_URL=database_url_for_tests(),
         REDIS_URL=os.environ["REDIS_URL"],
     )
     for key, value in env.items():
