@@ -95,6 +95,19 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
         await super().emploiplus_event(message)
 
     # --- helpers --------------------------------------------------------------------
+    async def _service(self, fn, **kwargs):
+        """Run a write service in a database thread; its after-commit frames (and offline
+        pushes) are then sent from this event loop (`services.publish`), not by hopping
+        back from the thread. They still leave only once the write has committed."""
+        sink: list = []
+        token = services.event_sink.set(sink)
+        try:
+            result = await db(fn)(**kwargs)
+        finally:
+            services.event_sink.reset(token)
+        await services.publish(sink)
+        return result
+
     async def _participant_conversation(self, data: dict[str, Any]) -> str:
         conversation_id = str(parse_uuid(data.get("conversationId"), field="conversationId"))
         if conversation_id not in self.known_conversations:
@@ -152,7 +165,8 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
 
     async def on_send_message(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = parse_uuid(data.get("conversationId"), field="conversationId")
-        message, created = await db(services.message_send)(
+        message, created = await self._service(
+            services.message_send,
             user=self.user,
             conversation_id=conversation_id,
             content=data.get("content"),
@@ -163,13 +177,16 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
 
     async def on_mark_as_read(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = parse_uuid(data.get("conversationId"), field="conversationId")
-        return await db(services.messages_mark_read)(
-            user=self.user, conversation_id=conversation_id, message_ids=data.get("messageIds")
+        return await self._service(
+            services.messages_mark_read,
+            user=self.user,
+            conversation_id=conversation_id,
+            message_ids=data.get("messageIds"),
         )
 
     async def on_delete_message(self, data: dict[str, Any]) -> dict[str, Any]:
         message_id = parse_uuid(data.get("messageId"), field="messageId")
-        message = await db(services.message_delete)(user=self.user, message_id=message_id)
+        message = await self._service(services.message_delete, user=self.user, message_id=message_id)
         return {
             "messageId": str(message.id),
             "conversationId": str(message.conversation_id),

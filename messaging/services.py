@@ -17,9 +17,12 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
@@ -163,17 +166,50 @@ def _participants_or_forbidden(*, user: User, conversation_id: uuid.UUID | str) 
     return ids
 
 
+# Async callers (the consumers) collect the after-commit work of a service call here and
+# run it themselves on their event loop (`publish`): the frames leave without a hop from
+# the database thread back to the loop. Everyone else (REST, jobs) gets it done in
+# `transaction.on_commit`, as before. Either way nothing leaves before the commit.
+event_sink: ContextVar[list[tuple[str, Any]] | None] = ContextVar("messaging_event_sink", default=None)
+
+
+def _after_commit(kind: str, item: Any, run_now: Callable[[], None]) -> None:
+    sink = event_sink.get()
+    if sink is not None:
+        transaction.on_commit(lambda: sink.append((kind, item)), robust=True)
+    else:
+        transaction.on_commit(run_now, robust=True)
+
+
 def _broadcast_on_commit(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
     """Send (group, event, data) frames after the commit, in one hop to the event loop and
     two Redis round trips for all of them (`messaging.delivery`; a message to a group of 50
     is 51 group sends)."""
+    _after_commit("frames", frames, lambda: async_to_sync(_send_frames)(frames))
 
-    async def send_all() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            await group_send_many(layer, [(group, event_message(event, data)) for group, event, data in frames])
 
-    transaction.on_commit(async_to_sync(send_all), robust=True)
+async def _send_frames(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        await group_send_many(layer, [(group, event_message(event, data)) for group, event, data in frames])
+
+
+async def publish(sink: list[tuple[str, Any]]) -> None:
+    """Run the after-commit work collected in `event_sink` (from async code, after the
+    service returned): frames first, then pushes for recipients with no live connection."""
+    for kind, item in sink:
+        try:
+            if kind == "frames":
+                await _send_frames(item)
+            elif kind == "offline":
+                online = set(await presence.aonline_user_ids(item["recipient_ids"]))
+                offline = [uid for uid in item["recipient_ids"] if str(uid) not in online]
+                if offline:
+                    await database_sync_to_async(_queue_push, thread_sensitive=False)(
+                        message=item["message"], sender=item["sender"], offline=offline
+                    )
+        except Exception:  # like on_commit(robust=True): the data is stored, log and go on
+            log.exception("after-commit %s failed", kind)
 
 
 def _to_participants(user_ids: list[uuid.UUID], event: str, data: dict[str, Any]) -> list[tuple[str, str, dict]]:
@@ -285,7 +321,11 @@ def message_send(
     _broadcast_on_commit(
         [*_to_participants(participants, "new_message", payload), (user_group(user.pk), "message_sent", sent)]
     )
-    transaction.on_commit(lambda: _notify_offline(message=message, sender=user, recipient_ids=others), robust=True)
+    _after_commit(
+        "offline",
+        {"message": message, "sender": user, "recipient_ids": others},
+        lambda: _notify_offline(message=message, sender=user, recipient_ids=others),
+    )
     return message, True
 
 
@@ -303,8 +343,11 @@ def _notify_offline(*, message: Message, sender: User, recipient_ids: list[uuid.
         return
     online = presence.online_user_ids(recipient_ids)
     offline = [uid for uid in recipient_ids if str(uid) not in online]
-    if not offline:
-        return
+    if offline:
+        _queue_push(message=message, sender=sender, offline=offline)
+
+
+def _queue_push(*, message: Message, sender: User, offline: list[uuid.UUID]) -> None:
     try:
         from notifications.services import notification_queue
     except ImportError:  # the notifications pipeline is not installed: nothing to hand over
