@@ -105,7 +105,10 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
             result = await db(fn)(**kwargs)
         finally:
             services.event_sink.reset(token)
-        await services.publish(sink)
+        if sink:
+            # Shielded: a consumer cancelled now (server shutdown) still announces what
+            # has been committed.
+            await asyncio.shield(services.publish(sink))
         return result
 
     async def _participant_conversation(self, data: dict[str, Any]) -> str:
