@@ -1,14 +1,18 @@
-"""Matching one new job against N candidates (issue 6): the SQL matcher with the GIN
-`&&` prefilter vs sequential scoring (no prefilter: every active candidate scored), same
-run, same data, same query otherwise.
+"""Matching one new job against N candidates (issue 6), every variant in the same run on the
+same data, interleaved:
 
-Also measured, to show where the time goes:
-- `GIN prefilter, in database only`: the same query wrapped in count(*) — no rows sent to
-  Python (the pipeline's upsert consumes the rows inside PostgreSQL this way);
-- `inline skill expressions`: NOT what the service runs — the skill parts written out per
-  job as plain operators (`'react' = ANY(c.skills)` …) instead of the PL/pgSQL match_*
-  functions. Its rows are checked equal to the service's on every size; it shows what
-  giving up the single SQL definition would buy.
+- `GIN && + overlap operators (the matcher)`: what matching.selectors runs — one bitmap
+  scan of idx_candidates_skills_gin for `skills && job skills`, the overlap counted with one
+  containment operator per job skill, match_skill_score_from_overlap + the inlined
+  match_* functions, users probed only for rows ≥ threshold, matched/missing skills once
+  per distinct overlap mask. Measured consuming the rows in PostgreSQL (count(*) around
+  it, as the pipeline's INSERT … SELECT does) and returning them to Python (the selector).
+- `GIN && + PL/pgSQL functions (before)`: the previous matcher (per-row match_skill_score,
+  match_matched_skills, match_missing_skills). Its rows are checked equal, every column, to
+  the matcher's at every size.
+- `per-skill GIN probes + GROUP BY (not used)`: one probe per job skill, overlap = count(*)
+  per candidate, HAVING the minimum overlap the threshold allows.
+- `sequential scoring (no prefilter)`: every eligible candidate scored with the functions.
 
 Data (generated here with INSERT … SELECT generate_series, in the bench database; rows
 are tagged so a rerun at the same size reuses them):
@@ -18,9 +22,9 @@ are tagged so a rerun at the same size reuses them):
 - one job requiring 4 skills of mid popularity, level mid, salary 40–50 k.
 
 Sizes: 100,000 and 1,000,000 candidates at BENCH_SCALE=1 (targets: ≤ 20 ms and ≤ 150 ms
-median for the prefiltered query). BENCH_SCALE=0.1 runs 10,000 and 100,000.
-Samples: BENCH_MATCHING_SAMPLES (default 30) per variant, interleaved so machine noise
-hits both alike; the sequential variant takes at most 10 samples at ≥ 1M.
+median). BENCH_SCALE=0.1 runs 10,000 and 100,000.
+Samples: BENCH_MATCHING_SAMPLES (default 30) per variant; the sequential variant takes at
+most 10 samples at ≥ 1M. `load` is the 1-minute load average when the size finished.
 """
 
 from __future__ import annotations
@@ -107,48 +111,34 @@ def _job():
     return job
 
 
-def inline_sql(job) -> tuple[str, dict]:
-    """The job → candidates query with the skill functions expanded into operators."""
-    from matching import selectors
-
-    with connection.cursor() as cursor:  # distinct, sorted by PostgreSQL's own collation
-        cursor.execute(
-            "SELECT ARRAY(SELECT DISTINCT s FROM unnest(%s::text[]) AS s WHERE s IS NOT NULL ORDER BY s)",
-            [list(job.required_skills)],
-        )
-        skills = cursor.fetchone()[0]
-    params = selectors.job_match_params(job)
-    has = []
-    for i, skill in enumerate(skills):
-        params[f"s{i}"] = skill
-        has.append(f"(%(s{i})s::text = ANY (c.skills))")
-    hits = " + ".join(f"{h}::int" for h in has) or "0"
-    matched = ", ".join(f"CASE WHEN {h} THEN %(s{i})s::text END" for i, h in enumerate(has))
-    missing = ", ".join(f"CASE WHEN NOT {h} THEN %(s{i})s::text END" for i, h in enumerate(has))
-    total = len(skills)
-    skill_expr = (
-        f"CASE WHEN c.skills IS NULL OR {total} = 0 THEN 0::numeric "
-        f"ELSE 100.0 * ({hits})::bigint / {max(total, 1)}::bigint END"
+# The brief's first idea, measured and not used: one GIN probe per required skill
+# (`skills @> ARRAY[s]`), GROUP BY candidate for the overlap count, HAVING the minimum
+# overlap the threshold allows. Rows are consumed in the database (count only).
+PER_SKILL_PROBES = """
+WITH req AS MATERIALIZED (
+    SELECT DISTINCT s FROM unnest(%(skills)s::text[]) AS s WHERE s IS NOT NULL
+),
+hits AS (
+    SELECT c.id, c.experience_level, c.target_salary_min, count(*)::integer AS overlap
+    FROM req AS r
+    JOIN candidates AS c ON c.skills @> ARRAY[r.s]
+    WHERE c.is_active AND c.deleted_at IS NULL
+    GROUP BY c.id
+    HAVING count(*) >= (
+        SELECT min(o) FROM generate_series(1, %(required)s) AS o
+        WHERE match_overall_score(match_skill_score_from_overlap(o, %(required)s), 100, 100) >= %(min_score)s
     )
-    sql = f"""
-SELECT c.id AS candidate_id, %(job_id)s::uuid AS job_id,
-       match_overall_score(p.skill, p.experience, p.salary) AS score,
-       round(p.skill, 1), p.experience, p.salary,
-       array_remove(ARRAY[{matched}]::text[], NULL), array_remove(ARRAY[{missing}]::text[], NULL),
-       c.notifications_enabled
-FROM candidates AS c
+)
+SELECT count(*) FROM hits AS h
 CROSS JOIN LATERAL (
-    SELECT {skill_expr} AS skill,
-           match_experience_score(c.experience_level, %(level)s::text) AS experience,
-           match_salary_score(c.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer) AS salary
+    SELECT match_skill_score_from_overlap(h.overlap, %(required)s) AS skill,
+           match_experience_score(h.experience_level, %(level)s::text) AS experience,
+           match_salary_score(h.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer) AS salary
     OFFSET 0
 ) AS p
-WHERE c.is_active AND c.deleted_at IS NULL AND c.skills && %(skills)s::text[]
-  AND match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s
-  AND EXISTS (SELECT 1 FROM users AS u WHERE u.id = c.id AND u.is_active)
-ORDER BY score DESC, c.id
+CROSS JOIN LATERAL (SELECT u.is_active FROM users AS u WHERE u.id = h.id OFFSET 0) AS u
+WHERE match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s AND u.is_active
 """
-    return sql, params
 
 
 def run() -> list[Result]:
@@ -162,41 +152,63 @@ def run() -> list[Result]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM candidates WHERE skills && %s::text[]", [JOB_SKILLS])
             overlapping = cursor.fetchone()[0]
-        params = selectors.job_match_params(job)
-        count_sql = f"SELECT count(*) FROM ({selectors.candidates_for_job_sql(prefilter=True)}) AS m"
-        inline, inline_params = inline_sql(job)
+        fast_sql, params = selectors.job_match_query(job)
+        functions_sql = selectors.candidates_for_job_sql(prefilter=True)  # without skills: the per-row functions
+        sequential_sql = selectors.candidates_for_job_sql(prefilter=False)
 
-        def in_database(count_sql=count_sql, params=params):
+        def counted(sql, params=params):
+            def call():
+                with selectors.matching_cursor() as cursor:
+                    cursor.execute(f"SELECT count(*) FROM ({sql}) AS m", params)
+                    return cursor.fetchone()[0]
+
+            return call
+
+        def fetched(sql, params=params):
+            def call():
+                with selectors.matching_cursor() as cursor:
+                    cursor.execute(sql + " ORDER BY score DESC, c.id", params)
+                    return cursor.fetchall()
+
+            return call
+
+        def probes(params=params):
             with selectors.matching_cursor() as cursor:
-                cursor.execute(count_sql, params)
+                cursor.execute(PER_SKILL_PROBES, params)
                 return cursor.fetchone()[0]
 
-        def inlined(inline=inline, inline_params=inline_params):
-            with selectors.matching_cursor() as cursor:
-                cursor.execute(inline, inline_params)
-                return cursor.fetchall()
-
         variants = {
-            "GIN && prefilter": lambda: selectors.candidates_matching_job(job=job, prefilter=True),
-            "sequential scoring": lambda: selectors.candidates_matching_job(job=job, prefilter=False),
-            "GIN prefilter, in database only": in_database,
-            "inline skill expressions (not used)": inlined,
+            "GIN && + overlap operators (the matcher), in database": counted(fast_sql),
+            "GIN && + overlap operators (the matcher), rows to Python": lambda: selectors.candidates_matching_job(
+                job=job
+            ),
+            "GIN && + PL/pgSQL functions (before), in database": counted(functions_sql),
+            "GIN && + PL/pgSQL functions (before), rows to Python": fetched(functions_sql),
+            "per-skill GIN probes + GROUP BY (not used), in database": probes,
+            "sequential scoring (no prefilter), in database": counted(sequential_sql),
         }
         # Warm-up, and the same answer everywhere.
-        reference = selectors.candidates_matching_job(job=job, prefilter=True)
-        assert len(variants["sequential scoring"]()) == len(reference)  # the prefilter loses nothing at 60
-        assert in_database() == len(reference)
-        assert [tuple(r) for r in inlined()] == [tuple(m.__dict__.values()) for m in reference]
+        reference = selectors.candidates_matching_job(job=job)
+        expected = [tuple(m.__dict__.values()) for m in reference]
+        assert [tuple(r) for r in fetched(functions_sql)()] == expected  # fast form == functions, every column
+        for name, fn in variants.items():
+            if "in database" in name:
+                assert fn() == len(reference), name
         timings: dict[str, list[float]] = {name: [] for name in variants}
         seq_samples = SAMPLES if n < 1_000_000 else min(SAMPLES, 10)
         for i in range(SAMPLES):  # interleaved: machine noise hits every variant alike
             for name, fn in variants.items():
-                if name == "sequential scoring" and i >= seq_samples:
+                if name.startswith("sequential") and i >= seq_samples:
                     continue
                 started = time.perf_counter()
                 fn()
                 timings[name].append(time.perf_counter() - started)
-        extra = {"matches": len(reference), "overlapping": overlapping, "generated_s": round(generated_s, 1)}
+        extra = {
+            "matches": len(reference),
+            "overlapping": overlapping,
+            "generated_s": round(generated_s, 1),
+            "load": round(os.getloadavg()[0], 1),
+        }
         for name, samples in timings.items():
             results.append(summarize("matching.job_to_candidates", name, size, samples, **extra))
     return results

@@ -104,20 +104,124 @@ WHERE c.is_active AND c.deleted_at IS NULL
 
 _PREFILTER_CANDIDATES = "AND c.skills && %(skills)s::text[]"
 
+# The fast form (used whenever the prefilter is exact and the job lists at most
+# MAX_OVERLAP_SKILLS distinct skills), measured in docs/matching.md:
+# - one bitmap scan of the GIN index for `skills && job skills` visits each candidate
+#   sharing a skill once;
+# - per row only cheap operators: the overlap counted with one containment operator per
+#   distinct job skill (`c.skills @> ARRAY[s_i]`), kept also as a bit mask (bit i = the
+#   i-th distinct skill), and the experience and salary parts (inlined SQL functions);
+# - the score itself (numeric arithmetic, the expensive part per row) is computed once per
+#   (overlap, experience, salary) combination in `combos` with the shared functions
+#   (match_skill_score_from_overlap — which match_skill_score ends with — and
+#   match_overall_score), and looked up by a hash join. The parts take 50 or 100 by
+#   definition; a row whose parts are not in `combos` would be scored by the same functions
+#   directly (coalesce), so the lookup can never change a result;
+# - only for the rows ≥ threshold: the users.is_active probe (a LATERAL index lookup, never
+#   a hash of the whole users table) and matched/missing skills, computed once per
+#   *distinct mask* (≤ 2^k, usually a dozen) with match_matched_skills's rule (sorted by
+#   PostgreSQL's collation).
+_FAST_CANDIDATES_FOR_JOB = """
+WITH combos AS MATERIALIZED (
+    SELECT o.overlap, e.experience, s.salary, x.score, round(x.skill, 1) AS skill_score
+    FROM generate_series(0, %(required)s::integer) AS o (overlap)
+    CROSS JOIN (VALUES (50::numeric), (100::numeric)) AS e (experience)
+    CROSS JOIN (VALUES (50::numeric), (100::numeric)) AS s (salary)
+    CROSS JOIN LATERAL (
+        SELECT match_skill_score_from_overlap(o.overlap, %(required)s::integer) AS skill,
+               match_overall_score(match_skill_score_from_overlap(o.overlap, %(required)s::integer),
+                                   e.experience, s.salary) AS score
+    ) AS x
+    WHERE x.score >= %(min_score)s
+),
+fit AS MATERIALIZED (
+    SELECT c.id, c.notifications_enabled, {mask} AS mask,
+           k.score, k.skill_score, k.experience AS experience_score, k.salary AS salary_score
+    FROM candidates AS c
+    JOIN combos AS k ON k.overlap = {overlap} AND k.experience = {experience} AND k.salary = {salary}
+    WHERE c.is_active AND c.deleted_at IS NULL
+      AND c.skills && %(skills)s::text[]
+),
+fit_users AS MATERIALIZED (
+    SELECT f.* FROM fit AS f
+    CROSS JOIN LATERAL (SELECT u.is_active FROM users AS u WHERE u.id = f.id OFFSET 0) AS u
+    WHERE u.is_active
+),
+fit_masks AS MATERIALIZED (
+    SELECT m.mask,
+           ARRAY(SELECT r.s FROM unnest(%(distinct_skills)s::text[]) WITH ORDINALITY AS r (s, n)
+                 WHERE m.mask & (1::bigint << (r.n::integer - 1)) <> 0 ORDER BY r.s) AS matched_skills,
+           ARRAY(SELECT r.s FROM unnest(%(distinct_skills)s::text[]) WITH ORDINALITY AS r (s, n)
+                 WHERE m.mask & (1::bigint << (r.n::integer - 1)) = 0 ORDER BY r.s) AS missing_skills
+    FROM (SELECT DISTINCT mask FROM fit_users) AS m
+)
+SELECT c.id AS candidate_id,
+       %(job_id)s::uuid AS job_id,
+       c.score, c.skill_score, c.experience_score, c.salary_score,
+       k.matched_skills, k.missing_skills,
+       c.notifications_enabled
+FROM fit_users AS c
+JOIN fit_masks AS k ON k.mask = c.mask
+"""
+_EXPERIENCE = "match_experience_score(c.experience_level, %(level)s::text)"
+_SALARY = "match_salary_score(c.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer)"
 
-def candidates_for_job_sql(*, prefilter: bool) -> str:
+# Bits of a bigint mask: jobs listing more distinct skills use the per-row functions.
+MAX_OVERLAP_SKILLS = 62
+
+
+def distinct_skills(skills: list[str] | None) -> list[str]:
+    """The job's distinct, non-NULL skills in first-seen order (the functions' `total`).
+
+    Text equality in PostgreSQL (deterministic collation) is byte equality, so Python's
+    de-duplication counts exactly what match_skill_score counts."""
+    return list(dict.fromkeys(s for s in (skills or []) if s is not None))
+
+
+def candidates_for_job_sql(*, prefilter: bool, skills: list[str] | None = None) -> str:
+    """The job → candidates query text.
+
+    With `skills` (the job's required skills) and the prefilter, the fast overlap form
+    (one containment operator per distinct skill, so the text depends on their number);
+    otherwise the per-row function form (sequential scoring when `prefilter` is False).
+    Parameters: job_match_params(job)."""
+    distinct = distinct_skills(skills)
+    if prefilter and skills is not None and len(distinct) <= MAX_OVERLAP_SKILLS:
+        terms = [f"(c.skills @> ARRAY[%(s{i})s::text])" for i in range(len(distinct))]
+        overlap = " + ".join(f"{t}::integer" for t in terms) or "0"
+        mask = " | ".join(f"({t}::integer::bigint << {i})" for i, t in enumerate(terms)) or "0::bigint"
+        return _FAST_CANDIDATES_FOR_JOB.format(
+            overlap=f"({overlap})", mask=f"({mask})", experience=_EXPERIENCE, salary=_SALARY
+        )
     return _CANDIDATES_FOR_JOB.format(prefilter=_PREFILTER_CANDIDATES if prefilter else "")
 
 
 def job_match_params(job: Job, *, threshold: float | None = None) -> dict[str, Any]:
-    return {
+    skills = distinct_skills(job.required_skills)
+    params: dict[str, Any] = {
         "job_id": str(job.id),
         "skills": list(job.required_skills or []),
+        "distinct_skills": skills,
+        "required": len(skills),
         "level": job.experience_level or None,
         "salary_min": job.salary_min,
         "salary_max": job.salary_max,
         "min_score": min_score() if threshold is None else threshold,
     }
+    if len(skills) <= MAX_OVERLAP_SKILLS:
+        params.update({f"s{i}": skill for i, skill in enumerate(skills)})
+    return params
+
+
+def job_match_query(
+    job: Job, *, threshold: float | None = None, prefilter: bool | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(sql, params) matching `job`: the fast form when the prefilter is exact."""
+    threshold = min_score() if threshold is None else threshold
+    if prefilter is None:
+        prefilter = prefilter_is_exact(threshold)
+    sql = candidates_for_job_sql(prefilter=prefilter, skills=list(job.required_skills or []))
+    return sql, job_match_params(job, threshold=threshold)
 
 
 @contextmanager
@@ -147,8 +251,8 @@ def candidates_matching_job(
         prefilter = prefilter_is_exact(threshold)
     if job.status != JobStatus.ACTIVE or job.deleted_at is not None:
         return []
-    sql = candidates_for_job_sql(prefilter=prefilter) + " ORDER BY score DESC, c.id"
-    params = job_match_params(job, threshold=threshold)
+    sql, params = job_match_query(job, threshold=threshold, prefilter=prefilter)
+    sql += " ORDER BY score DESC, c.id"
     if limit is not None:
         sql += " LIMIT %(limit)s"
         params["limit"] = limit

@@ -155,12 +155,9 @@ def job_match_and_notify(*, job_id: UUID | str) -> dict[str, Any]:
             raise ApplicationError("unknown_job", f"Offre inconnue : {job_id}.", status=404)
         if job.status != JobStatus.ACTIVE or job.deleted_at is not None:
             return {"job_id": str(job.id), "skipped": "job_not_active"}
-        params = selectors.job_match_params(job)
-        prefilter = selectors.prefilter_is_exact()
+        select, params = selectors.job_match_query(job)
         with selectors.matching_cursor() as cursor:
-            cursor.execute(
-                _UPSERT_JOB_MATCHES.format(select=selectors.candidates_for_job_sql(prefilter=prefilter)), params
-            )
+            cursor.execute(_UPSERT_JOB_MATCHES.format(select=select), params)
             (matched,) = cursor.fetchone()
             cursor.execute(_CLAIM_JOB_MATCHES, params)
             claimed = cursor.fetchall()

@@ -79,7 +79,7 @@ def test_it_uses_the_gin_index_for_the_prefilter(acme):
     job = Job(company=acme, title="x", status="active", required_skills=["react"])
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # tiny table: make the index choice visible
-        cursor.execute("EXPLAIN " + selectors.candidates_for_job_sql(prefilter=True), selectors.job_match_params(job))
+        cursor.execute("EXPLAIN " + selectors.job_match_query(job)[0], selectors.job_match_params(job))
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "idx_candidates_skills_gin" in plan
 
@@ -88,3 +88,76 @@ def test_search_tsquery_is_safe_against_hostile_input():
     assert selectors.search_tsquery("développeur react") == "développeur:* & react:*"
     assert selectors.search_tsquery("'); DROP TABLE jobs; --") == "DROP:* & TABLE:* & jobs:*"
     assert selectors.search_tsquery("!&|():*'\"") == ""
+
+
+def _by_functions(job, threshold):
+    """The per-row function form (match_skill_score, match_matched_skills …) with the GIN prefilter."""
+    params = selectors.job_match_params(job, threshold=threshold)
+    with selectors.matching_cursor() as cursor:
+        cursor.execute(selectors.candidates_for_job_sql(prefilter=True) + " ORDER BY score DESC, c.id", params)
+        return [selectors.Match(*row) for row in cursor.fetchall()]
+
+
+def test_it_gives_the_function_forms_answer_with_the_overlap_form(make_user, acme):
+    """The fast form (overlap operators, score per combination, skills per mask) returns the
+    same rows, every column, as the per-row functions — duplicates and many skills included."""
+    rng = random.Random(7)
+    for i in range(60):
+        user = make_user(f"cand{i}")
+        Candidate.objects.filter(pk=user.pk).update(
+            skills=random_skills(rng),
+            experience_level=rng.choice(LEVELS),
+            target_salary_min=rng.choice(SALARIES),
+            notifications_enabled=rng.random() > 0.2,
+        )
+    job_skills = [
+        ["react"],
+        ["react", "react", "python"],  # a duplicate counts once, as in match_skill_score
+        ["python", "django", "sql", "docker", "aws"],
+        VOCABULARY,  # 12 distinct skills: up to 4,096 masks
+        ["cobol"],  # nobody has it
+        [],  # no skill: nobody can pass 50
+    ]
+    compared = 0
+    for i, required in enumerate(job_skills):
+        job = Job.objects.create(
+            company=acme,
+            title=f"Job {i}",
+            status="active",
+            required_skills=required,
+            experience_level=rng.choice(LEVELS),
+            salary_min=30000,
+            salary_max=rng.choice([None, 40000]),
+        )
+        for threshold in (50.5, 55, 60, 62.5, 75, 90, 100):
+            fast = selectors.candidates_matching_job(job=job, threshold=threshold)
+            assert "match_skill_score_from_overlap" in selectors.job_match_query(job, threshold=threshold)[0]
+            assert fast == _by_functions(job, threshold), (required, threshold)
+            compared += len(fast)
+    assert compared > 100  # the comparison is not vacuous
+
+
+def test_it_keeps_the_function_form_for_jobs_with_more_skills_than_mask_bits(make_user, acme):
+    many = [f"skill{i}" for i in range(selectors.MAX_OVERLAP_SKILLS + 1)]
+    user = make_user("wide")
+    Candidate.objects.filter(pk=user.pk).update(skills=many, experience_level="mid")
+    job = Job.objects.create(company=acme, title="Wide", status="active", required_skills=many)
+    sql, _ = selectors.job_match_query(job)
+    assert "match_skill_score_from_overlap" not in sql
+    (match,) = selectors.candidates_matching_job(job=job)
+    assert (match.candidate_id, match.score, match.missing_skills) == (user.pk, Decimal("100.0"), [])
+
+
+def test_it_scores_everyone_when_the_threshold_allows_zero_overlap(make_user, acme):
+    """At 50 a candidate without any common skill can match: the fast form is not used."""
+    user = make_user("nobody")
+    Candidate.objects.filter(pk=user.pk).update(skills=["figma"], experience_level="lead")
+    job = Job.objects.create(company=acme, title="Go", status="active", required_skills=["go"])
+    assert "match_skill_score_from_overlap" not in selectors.job_match_query(job, threshold=50)[0]
+    (match,) = selectors.candidates_matching_job(job=job, threshold=50)
+    assert (match.candidate_id, match.score, match.matched_skills, match.missing_skills) == (
+        user.pk,
+        Decimal("50.0"),
+        [],
+        ["go"],
+    )
