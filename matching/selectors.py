@@ -139,13 +139,9 @@ fit AS MATERIALIZED (
            k.score, k.skill_score, k.experience AS experience_score, k.salary AS salary_score
     FROM candidates AS c
     JOIN combos AS k ON k.overlap = {overlap} AND k.experience = {experience} AND k.salary = {salary}
+    CROSS JOIN LATERAL (SELECT 1 FROM users AS u WHERE u.id = c.id AND u.is_active OFFSET 0) AS u
     WHERE c.is_active AND c.deleted_at IS NULL
       AND c.skills && %(skills)s::text[]
-),
-fit_users AS MATERIALIZED (
-    SELECT f.* FROM fit AS f
-    CROSS JOIN LATERAL (SELECT u.is_active FROM users AS u WHERE u.id = f.id OFFSET 0) AS u
-    WHERE u.is_active
 ),
 fit_masks AS MATERIALIZED (
     SELECT m.mask,
@@ -153,14 +149,14 @@ fit_masks AS MATERIALIZED (
                  WHERE m.mask & (1::bigint << (r.n::integer - 1)) <> 0 ORDER BY r.s) AS matched_skills,
            ARRAY(SELECT r.s FROM unnest(%(distinct_skills)s::text[]) WITH ORDINALITY AS r (s, n)
                  WHERE m.mask & (1::bigint << (r.n::integer - 1)) = 0 ORDER BY r.s) AS missing_skills
-    FROM (SELECT DISTINCT mask FROM fit_users) AS m
+    FROM (SELECT DISTINCT mask FROM fit) AS m
 )
 SELECT c.id AS candidate_id,
        %(job_id)s::uuid AS job_id,
        c.score, c.skill_score, c.experience_score, c.salary_score,
        k.matched_skills, k.missing_skills,
        c.notifications_enabled
-FROM fit_users AS c
+FROM fit AS c
 JOIN fit_masks AS k ON k.mask = c.mask
 """
 _EXPERIENCE = "match_experience_score(c.experience_level, %(level)s::text)"
@@ -226,10 +222,14 @@ def job_match_query(
 
 @contextmanager
 def matching_cursor() -> Iterator[Any]:
-    """A cursor in a transaction with JIT off: the matcher's cost estimate crosses
-    jit_above_cost at ~1M candidates, and compiling (~50 ms) costs more than it saves."""
+    """A cursor in a transaction with JIT off (the matcher's cost estimate crosses
+    jit_above_cost at ~1M candidates, and compiling (~50 ms) costs more than it saves)
+    and work_mem for the materialised matches."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
+        # The matcher materialises the rows ≥ threshold (~100 bytes each): at 1M candidates
+        # (~37k matches) they overflow the default 4MB into temp files.
+        cursor.execute("SET LOCAL work_mem = '32MB'")
         yield cursor
 
 

@@ -161,3 +161,26 @@ def test_it_scores_everyone_when_the_threshold_allows_zero_overlap(make_user, ac
         [],
         ["go"],
     )
+
+
+def test_it_finds_every_experience_and_salary_part_in_the_fast_forms_combinations():
+    """The fast form scores each (overlap, experience, salary) combination once, with the
+    parts taking 50 or 100. If match_experience_score / match_salary_score ever return
+    another value, this fails (and the fast form must grow its combinations)."""
+    levels = [None, "entry", "junior", "mid", "senior", "lead"]
+    salaries = [None, 0, 29999, 30000, 30001, 45000, 50000, 50001, 2**31 - 1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(DISTINCT match_experience_score(c, j)) "
+            "FROM unnest(%s::text[]) AS c, unnest(%s::text[]) AS j",
+            [levels, levels],
+        )
+        (experience,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT array_agg(DISTINCT match_salary_score(c, mn, mx)) "
+            "FROM unnest(%s::int[]) AS c, unnest(%s::int[]) AS mn, unnest(%s::int[]) AS mx",
+            [salaries, salaries, salaries],
+        )
+        (salary,) = cursor.fetchone()
+    assert set(experience) == {Decimal(50), Decimal(100)}
+    assert set(salary) == {Decimal(50), Decimal(100)}
