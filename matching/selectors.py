@@ -1,8 +1,10 @@
 """Reads of matching: the SQL matcher (CONTRACT §7), job lists and lookups.
 
 The score is never computed in Python: every query calls the `match_*` SQL functions
-of matching migration 0002, the same ones `v_candidate_job_matches` uses, so the view,
-the webhook pipeline and the API agree by construction (a test checks it on random pairs).
+of matching migrations 0002/0004/0005, the same ones `v_candidate_job_matches` uses, so the
+view, the webhook pipeline and the API agree by construction (tests check it on random
+pairs). Job → candidates has a fast form (`job_match_query`, see `_FAST_CANDIDATES_FOR_JOB`):
+the overlap counted with operators, the score looked up per combination.
 
 Why the `&&` (overlap) prefilter is exact — and when it is dropped
     A pair with no skill in common scores skill = 0, so at most
