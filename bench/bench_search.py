@@ -29,7 +29,8 @@ from accounts.models import User
 from accounts.testing import auth_header
 from bench.bench_feed import ensure_data
 from bench.common import Result, summarize
-from feed import search, selectors
+from emploiplus import search
+from feed import selectors
 from feed.cursors import parse_limit
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))

@@ -25,8 +25,9 @@ from django.db import connection
 from django.db.models import Q
 
 from accounts.models import Role, User
+from emploiplus import search
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
-from feed import cursors, search
+from feed import cursors
 from feed.models import Comment, Post
 
 FEED_COLUMNS = """

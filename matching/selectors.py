@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import Role, User
 from emploiplus.errors import ApplicationError, NotFound
+from emploiplus.search import search_matches
 from matching.models import Job, JobStatus
 from matching.skills import skills_normalize
 
@@ -348,19 +348,6 @@ def job_get_for_edit(*, job_id: UUID | str, user: User) -> Job:
     return job
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def search_tsquery(q: str) -> str:
-    """A safe `to_tsquery` text from free user input: words AND-ed, each a prefix.
-
-    Only \\w runs survive (no operators, quotes or parentheses can reach to_tsquery),
-    so hostile input cannot produce a syntax error. "" when nothing is left.
-    """
-    words = [w.replace("_", "") for w in _WORD.findall(q or "")[:10]]
-    return " & ".join(f"{w[:60]}:*" for w in words if w)
-
-
 def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
 
@@ -405,12 +392,14 @@ def job_list(
         qs = qs.filter(status=JobStatus.ACTIVE)
     where: list[str] = []
     params: list[Any] = []
-    tsquery = search_tsquery(q)
-    if q and not tsquery:
-        return [], None
-    if tsquery:
-        where.append("jobs.search_vector @@ to_tsquery('french', f_unaccent(%s))")
-        params.append(tsquery)
+    if q:
+        # The one French query builder of the API (emploiplus.search): prefixes, accents, safe input.
+        try:
+            qs = qs.filter(search_matches(q, vector='"jobs"."search_vector"'))
+        except ApplicationError as exc:
+            if exc.code != "query_too_short":
+                raise
+            return [], None  # nothing searchable in q (only operators or one letter)
     if location:
         where.append("f_unaccent(lower(jobs.location)) LIKE '%%' || f_unaccent(lower(%s)) || '%%'")
         params.append(location.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Candidate
+from emploiplus.search import build_tsquery, tokenize
 from feed.models import Post
-from feed.search import build_tsquery, tokenize
 from matching.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -219,7 +219,7 @@ def test_it_finds_words_the_stemmer_cut_while_the_user_types(api, auth, alice, m
 
 
 def test_it_offers_django_expressions_for_other_search_boxes(acme, job):
-    from feed.search import search_matches, search_rank
+    from emploiplus.search import search_matches, search_rank
 
     other = Job.objects.create(company=acme, title="Chef de projet", description="Python apprécié", status="active")
     found = (
