@@ -110,7 +110,10 @@ def _digest_title(count: int) -> str:
 
 # --- matches: upsert and notify -------------------------------------------------------
 
-_UPSERT_JOB_MATCHES = """
+# Upsert the scored rows of one job (scope=job_id, other=candidate_id) or of one candidate
+# (scope=candidate_id, other=job_id). Matches in scope that no longer qualify and were
+# never notified go away; notified ones stay as the record of what was sent.
+_UPSERT_MATCHES = """
 WITH scored AS ({select}),
 upserted AS (
     INSERT INTO candidate_job_matches AS m
@@ -123,14 +126,12 @@ upserted AS (
         match_score = EXCLUDED.match_score, skill_score = EXCLUDED.skill_score,
         experience_score = EXCLUDED.experience_score, salary_score = EXCLUDED.salary_score,
         matched_skills = EXCLUDED.matched_skills, missing_skills = EXCLUDED.missing_skills
-    RETURNING m.candidate_id
+    RETURNING m.{other}
 ),
--- Matches of this job that no longer qualify and were never notified go away;
--- notified ones stay as the record of what was sent.
 stale AS (
     DELETE FROM candidate_job_matches AS d
-    WHERE d.job_id = %(job_id)s::uuid AND d.notified_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM scored AS s WHERE s.candidate_id = d.candidate_id)
+    WHERE d.{scope} = %({scope})s::uuid AND d.notified_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM scored AS s WHERE s.{other} = d.{other})
 )
 SELECT count(*) FROM upserted
 """
@@ -157,7 +158,7 @@ def job_match_and_notify(*, job_id: UUID | str) -> dict[str, Any]:
             return {"job_id": str(job.id), "skipped": "job_not_active"}
         select, params = selectors.job_match_query(job)
         with selectors.matching_cursor() as cursor:
-            cursor.execute(_UPSERT_JOB_MATCHES.format(select=select), params)
+            cursor.execute(_UPSERT_MATCHES.format(select=select, scope="job_id", other="candidate_id"), params)
             (matched,) = cursor.fetchone()
             cursor.execute(_CLAIM_JOB_MATCHES, params)
             claimed = cursor.fetchall()
@@ -200,29 +201,6 @@ def job_mark_failed(*, job_id: UUID | str) -> None:
     )
 
 
-_UPSERT_CANDIDATE_MATCHES = """
-WITH scored AS ({select}),
-upserted AS (
-    INSERT INTO candidate_job_matches AS m
-        (id, candidate_id, job_id, match_score, skill_score, experience_score, salary_score,
-         matched_skills, missing_skills, created_at, updated_at)
-    SELECT gen_random_uuid(), s.candidate_id, s.job_id, s.score, s.skill_score, s.experience_score,
-           s.salary_score, s.matched_skills, s.missing_skills, now(), now()
-    FROM scored AS s
-    ON CONFLICT (candidate_id, job_id) DO UPDATE SET
-        match_score = EXCLUDED.match_score, skill_score = EXCLUDED.skill_score,
-        experience_score = EXCLUDED.experience_score, salary_score = EXCLUDED.salary_score,
-        matched_skills = EXCLUDED.matched_skills, missing_skills = EXCLUDED.missing_skills
-    RETURNING m.job_id
-),
-stale AS (
-    DELETE FROM candidate_job_matches AS d
-    WHERE d.candidate_id = %(candidate_id)s::uuid AND d.notified_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM scored AS s WHERE s.job_id = d.job_id)
-)
-SELECT count(*) FROM upserted
-"""
-
 _CLAIM_CANDIDATE_MATCHES = """
 UPDATE candidate_job_matches AS m SET notified_at = now()
 FROM jobs AS j
@@ -245,8 +223,10 @@ def candidate_rematch(*, candidate_id: UUID | str) -> dict[str, Any]:
         params = selectors.candidate_match_params(candidate)
         with selectors.matching_cursor() as cursor:
             cursor.execute(
-                _UPSERT_CANDIDATE_MATCHES.format(
-                    select=selectors.jobs_for_candidate_sql(prefilter=selectors.prefilter_is_exact())
+                _UPSERT_MATCHES.format(
+                    select=selectors.jobs_for_candidate_sql(prefilter=selectors.prefilter_is_exact()),
+                    scope="candidate_id",
+                    other="job_id",
                 ),
                 params,
             )
