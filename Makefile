@@ -25,7 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	DEBUG=1 DATABASE_URL=postgres://lint@127.0.0.1:1/lint REDIS_URL=redis://127.0.0.1:1/0 \
+	DEBUG=1 DB_POOL_MAX_SIZE=0 DATABASE_URL=postgres://lint@127.0.0.1:1/lint REDIS_URL=redis://127.0.0.1:1/0 \
 		$(PY) manage.py makemigrations --check --dry-run --skip-checks
 
 format: $(STAMP)
