@@ -95,17 +95,4 @@ class CandidateAdmin(admin.ModelAdmin):
     search_fields = ("user__email", "user__full_name", "location", "job_title", "=user__id")
     readonly_fields = ("created_at", "updated_at")
     raw_id_fields = ("user",)
-    fields = (
-        "user",
-        "skills",
-        "experience_level",
-        "location",
-        "job_title",
-        "target_salary_min",
-        "target_salary_max",
-        "notifications_enabled",
-        "is_active",
-        "deleted_at",
-        "created_at",
-        "updated_at",
-    )
+    fields = (*CandidateAdminForm.Meta.fields, "created_at", "updated_at")

@@ -120,13 +120,9 @@ class SearchEntry(ReadOnlyModel):
         return f"{self.kind}: {self.title}"
 
 
-class JobStats(ReadOnlyModel):
-    """`mv_job_stats`, refreshed every 5 minutes."""
+class _MatchStats(ReadOnlyModel):
+    """Columns shared by the two statistics materialized views."""
 
-    job = models.OneToOneField(
-        "matching.Job", primary_key=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
-    )
-    company_id = models.UUIDField()
     matches_count = models.BigIntegerField()
     notified_count = models.BigIntegerField()
     avg_match_score = models.DecimalField(max_digits=4, decimal_places=1)
@@ -134,6 +130,18 @@ class JobStats(ReadOnlyModel):
     last_match_at = models.DateTimeField(null=True)
 
     class Meta(ReadOnlyModel.Meta):
+        abstract = True
+
+
+class JobStats(_MatchStats):
+    """`mv_job_stats`, refreshed every 5 minutes."""
+
+    job = models.OneToOneField(
+        "matching.Job", primary_key=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    company_id = models.UUIDField()
+
+    class Meta(_MatchStats.Meta):
         db_table = "mv_job_stats"
         verbose_name = "statistiques d'offre (vue matérialisée)"
         verbose_name_plural = "statistiques d'offres (vue matérialisée)"
@@ -142,19 +150,14 @@ class JobStats(ReadOnlyModel):
         return f"{self.job_id}: {self.matches_count} correspondances"
 
 
-class CandidateStats(ReadOnlyModel):
+class CandidateStats(_MatchStats):
     """`mv_candidate_stats`, refreshed every 5 minutes."""
 
     candidate = models.OneToOneField(
         "accounts.Candidate", primary_key=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
     )
-    matches_count = models.BigIntegerField()
-    notified_count = models.BigIntegerField()
-    avg_match_score = models.DecimalField(max_digits=4, decimal_places=1)
-    max_match_score = models.DecimalField(max_digits=4, decimal_places=1)
-    last_match_at = models.DateTimeField(null=True)
 
-    class Meta(ReadOnlyModel.Meta):
+    class Meta(_MatchStats.Meta):
         db_table = "mv_candidate_stats"
         verbose_name = "statistiques de candidat (vue matérialisée)"
         verbose_name_plural = "statistiques de candidats (vue matérialisée)"

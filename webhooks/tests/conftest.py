@@ -1,25 +1,7 @@
 import pytest
 
-from matching import skills
-
-
-@pytest.fixture(autouse=True)
-def _fresh_skill_cache():
-    """The alias map is memoised per process; every test reads the database it sees."""
-    skills.invalidate_cache()
-    yield
-    skills.invalidate_cache()
-
-
-@pytest.fixture(autouse=True)
-def _onesignal(httpserver, settings):
-    """Push deliveries the in-process worker may run go to a local OneSignal stand-in."""
-    httpserver.expect_request("/notifications", method="POST").respond_with_json({"id": "onesignal-id", "errors": []})
-    httpserver.expect_request("/api/v1/notifications", method="POST").respond_with_json(
-        {"id": "onesignal-id", "errors": []}
-    )
-    settings.ONESIGNAL_API_URL = httpserver.url_for("").rstrip("/")
-    yield
+# The skill-cache reset and the local OneSignal stand-in are matching's fixtures.
+from matching.tests.conftest import _fresh_skill_cache, _onesignal  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
