@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 
 class MeApi(APIView):
+    @extend_schema_serializer(component_name="Me")
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
         email = serializers.EmailField(allow_null=True)

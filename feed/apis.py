@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from emploiplus.schema import page_of
 from feed import selectors, services
 from feed.cursors import parse_limit
 
@@ -86,14 +87,10 @@ class SearchResultOut(serializers.Serializer):
     score = serializers.FloatField()
 
 
-def _page_of(name: str, item: serializers.Serializer) -> serializers.Serializer:
-    return inline_serializer(name, {"results": item, "next_cursor": serializers.CharField(allow_null=True)})
-
-
 class FeedApi(APIView):
     """GET /api/feed/?cursor=&limit= — pinned first, then newest; keyset cursor."""
 
-    @extend_schema(parameters=[LIMIT, CURSOR], responses=_page_of("FeedPage", FeedItemOut(many=True)))
+    @extend_schema(parameters=[LIMIT, CURSOR], responses=page_of("FeedPage", FeedItemOut(many=True)))
     def get(self, request):
         limit = parse_limit(request.query_params.get("limit"))
         cursor = request.query_params.get("cursor") or None
@@ -173,7 +170,7 @@ class CommentListCreateApi(APIView):
         class Meta:
             ref_name = "CommentInput"
 
-    @extend_schema(parameters=[LIMIT, CURSOR], responses=_page_of("CommentPage", CommentOut(many=True)))
+    @extend_schema(parameters=[LIMIT, CURSOR], responses=page_of("CommentPage", CommentOut(many=True)))
     def get(self, request, post_id):
         limit = parse_limit(request.query_params.get("limit"))
         cursor = request.query_params.get("cursor") or None
@@ -234,7 +231,7 @@ class SearchApi(APIView):
             LIMIT,
             CURSOR,
         ],
-        responses=_page_of("SearchPage", SearchResultOut(many=True)),
+        responses=page_of("SearchPage", SearchResultOut(many=True)),
     )
     def get(self, request):
         limit = parse_limit(request.query_params.get("limit"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -12,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.models import Candidate, Company, ExperienceLevel, Role
 from accounts.permissions import IsCandidate
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
+from emploiplus.schema import page_of
 from matching import selectors, services
 from matching.models import JobStatus, JobType
 
@@ -80,6 +82,7 @@ class JobListApi(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
 
+    @extend_schema(operation_id="jobs_list", responses=page_of("JobPage", JobOutputSerializer(many=True)))
     def get(self, request):
         user = request.user if request.user is not None and request.user.is_authenticated else None
         company_id = request.query_params.get("company_id") or None
@@ -102,6 +105,7 @@ class JobListApi(APIView):
         )
         return Response({"results": JobOutputSerializer(jobs, many=True).data, "next_cursor": next_cursor})
 
+    @extend_schema(request=JobInputSerializer, responses={201: JobOutputSerializer})
     def post(self, request):
         data = JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -121,10 +125,12 @@ class JobDetailApi(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
 
+    @extend_schema(responses=JobOutputSerializer)
     def get(self, request, job_id):
         job = selectors.job_get_for_user(job_id=job_id, user=request.user)
         return Response(JobOutputSerializer(job).data)
 
+    @extend_schema(request=JobInputSerializer, responses=JobOutputSerializer)
     def patch(self, request, job_id):
         job = selectors.job_get_for_edit(job_id=job_id, user=request.user)
         data = JobInputSerializer(data=request.data, partial=True)
@@ -134,6 +140,7 @@ class JobDetailApi(APIView):
         services.job_update(job=job, user=request.user, **fields)
         return Response(JobOutputSerializer(selectors.job_get_for_user(job_id=job.pk, user=request.user)).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, job_id):
         job = selectors.job_get_for_edit(job_id=job_id, user=request.user)
         services.job_delete(job=job, user=request.user)
@@ -152,6 +159,7 @@ class MatchOutputSerializer(serializers.Serializer):
 class JobMatchesApi(APIView):
     """Ranked candidates for a job (owning company, admins), computed live in SQL."""
 
+    @extend_schema(responses=page_of("JobMatchPage", MatchOutputSerializer(many=True)))
     def get(self, request, job_id):
         job = selectors.job_get_for_user(job_id=job_id, user=request.user)
         if not selectors.job_can_edit(job=job, user=request.user):
@@ -185,6 +193,7 @@ class MyCandidateProfileApi(APIView):
 
     permission_classes = [IsCandidate]
 
+    @extend_schema_serializer(component_name="CandidateProfileInput")
     class InputSerializer(serializers.Serializer):
         skills = SkillListField(required=False)
         experience_level = serializers.ChoiceField(choices=ExperienceLevel.choices, required=False, allow_null=True)
@@ -194,6 +203,7 @@ class MyCandidateProfileApi(APIView):
         target_salary_max = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10_000_000)
         notifications_enabled = serializers.BooleanField(required=False)
 
+    @extend_schema_serializer(component_name="CandidateProfile")
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField(source="pk")
         skills = serializers.ListField(child=serializers.CharField())
@@ -211,9 +221,11 @@ class MyCandidateProfileApi(APIView):
             raise NotFound("Profil candidat introuvable.")
         return candidate
 
+    @extend_schema(responses=OutputSerializer)
     def get(self, request):
         return Response(self.OutputSerializer(self._candidate(request)).data)
 
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def patch(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -228,6 +240,7 @@ class MyMatchesApi(APIView):
 
     permission_classes = [IsCandidate]
 
+    @extend_schema(responses=page_of("MyMatchPage", MatchOutputSerializer(many=True)))
     def get(self, request):
         candidate = Candidate.objects.filter(pk=request.user.pk).first()
         if candidate is None:

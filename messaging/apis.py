@@ -7,10 +7,13 @@ the caller is not in answer 404.
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from emploiplus.schema import page_of
 from messaging import selectors, services
 
 
@@ -19,6 +22,7 @@ class ConversationListCreateApi(APIView):
         cursor = serializers.CharField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_PAGE)
 
+    @extend_schema_serializer(component_name="ConversationCreateInput")
     class InputSerializer(serializers.Serializer):
         participantIds = serializers.ListField(  # noqa: N815 - wire name
             child=serializers.UUIDField(), min_length=1, max_length=100
@@ -26,11 +30,13 @@ class ConversationListCreateApi(APIView):
         title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
         isGroup = serializers.BooleanField(required=False, allow_null=True, default=None)  # noqa: N815
 
+    @extend_schema(parameters=[FilterSerializer], responses=page_of("ConversationPage", OpenApiTypes.OBJECT))
     def get(self, request):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         return Response(selectors.conversation_list(user=request.user, **params.validated_data))
 
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -53,6 +59,7 @@ class ConversationMessagesApi(APIView):
         after = serializers.UUIDField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_PAGE)
 
+    @extend_schema_serializer(component_name="MessageSendInput")
     class InputSerializer(serializers.Serializer):
         content = serializers.CharField(allow_blank=True, trim_whitespace=False)
         attachments = serializers.JSONField(required=False, default=None)
@@ -60,12 +67,14 @@ class ConversationMessagesApi(APIView):
             required=False, allow_null=True, allow_blank=True, max_length=100, default=None
         )
 
+    @extend_schema(parameters=[FilterSerializer], responses=page_of("MessagePage", OpenApiTypes.OBJECT))
     def get(self, request, conversation_id):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         filters = {k: str(v) if k in ("before", "after") else v for k, v in params.validated_data.items()}
         return Response(selectors.message_list(user=request.user, conversation_id=conversation_id, **filters))
 
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request, conversation_id):
         selectors.conversation_require_participant(user=request.user, conversation_id=conversation_id)
         body = self.InputSerializer(data=request.data)
@@ -84,11 +93,13 @@ class ConversationMessagesApi(APIView):
 
 
 class ConversationReadApi(APIView):
+    @extend_schema_serializer(component_name="MarkReadInput")
     class InputSerializer(serializers.Serializer):
         messageIds = serializers.ListField(  # noqa: N815 - wire name
             child=serializers.UUIDField(), required=False, allow_null=True, default=None, max_length=500
         )
 
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request, conversation_id):
         selectors.conversation_require_participant(user=request.user, conversation_id=conversation_id)
         body = self.InputSerializer(data=request.data)

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from notifications import apis
 
@@ -8,6 +8,6 @@ urlpatterns = [
     path("notifications/unread-count/", apis.NotificationUnreadCountApi.as_view(), name="notification-unread-count"),
     path("notifications/<str:notification_id>/read/", apis.NotificationReadApi.as_view(), name="notification-read"),
     # The contract's route has no trailing slash; the slash form is accepted too.
-    path("queues/health", apis.QueuesHealthApi.as_view(), name="queues-health"),
-    path("queues/health/", apis.QueuesHealthApi.as_view()),
+    # CONTRACT §6 spells it without the trailing slash; accept both in one route.
+    re_path(r"^queues/health/?$", apis.QueuesHealthApi.as_view(), name="queues-health"),
 ]

@@ -19,3 +19,20 @@ def test_it_serves_the_docs_page(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_it_describes_every_view_without_schema_warnings():
+    import subprocess
+    import sys
+
+    from emploiplus.testing import BASE_DIR, subprocess_env
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null"],
+        cwd=BASE_DIR,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
