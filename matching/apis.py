@@ -164,10 +164,12 @@ class JobMatchesApi(APIView):
         job = selectors.job_get_for_user(job_id=job_id, user=request.user)
         if not selectors.job_can_edit(job=job, user=request.user):
             raise Forbidden("Réservé à l'entreprise qui publie l'offre.")
-        matches = selectors.candidates_matching_job(job=job)
-        page, next_cursor = selectors.paginate_offset(
-            matches, cursor=request.query_params.get("cursor"), limit=_limit(request, 50)
-        )
+        # The page is cut in SQL (LIMIT/OFFSET on the ranked query): at 1M candidates a job
+        # can have tens of thousands of matches, none of which should travel for nothing.
+        offset = selectors.offset_from_cursor(request.query_params.get("cursor"))
+        limit = _limit(request, 50)
+        rows = selectors.candidates_matching_job(job=job, limit=limit + 1, offset=offset)
+        page, next_cursor = selectors.offset_page(rows, offset=offset, limit=limit)
         people = {
             c.pk: c for c in Candidate.objects.select_related("user").filter(pk__in=[m.candidate_id for m in page])
         }

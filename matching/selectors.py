@@ -240,7 +240,12 @@ def _rows_to_matches(cursor) -> list[Match]:
 
 
 def candidates_matching_job(
-    *, job: Job, threshold: float | None = None, prefilter: bool | None = None, limit: int | None = None
+    *,
+    job: Job,
+    threshold: float | None = None,
+    prefilter: bool | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Match]:
     """Active, not deleted candidates scoring ≥ threshold for `job`, best first.
 
@@ -256,8 +261,8 @@ def candidates_matching_job(
     sql, params = job_match_query(job, threshold=threshold, prefilter=prefilter)
     sql += " ORDER BY score DESC, c.id"
     if limit is not None:
-        sql += " LIMIT %(limit)s"
-        params["limit"] = limit
+        sql += " LIMIT %(limit)s OFFSET %(offset)s"
+        params.update(limit=limit, offset=offset)
     with matching_cursor() as cursor:
         cursor.execute(sql, params)
         return _rows_to_matches(cursor)
@@ -426,13 +431,23 @@ def job_list(
     return jobs, next_cursor
 
 
+def offset_from_cursor(cursor: str | None) -> int:
+    """The position an opaque offset cursor stands for (0 without a cursor)."""
+    if not cursor:
+        return 0
+    (offset,) = decode_cursor(cursor, 1)
+    if not isinstance(offset, int) or offset < 0:
+        raise ApplicationError("invalid_cursor", "Curseur invalide.")
+    return offset
+
+
+def offset_page(rows: list[Any], *, offset: int, limit: int) -> tuple[list[Any], str | None]:
+    """`rows` fetched with LIMIT limit + 1 OFFSET offset → (page, next cursor)."""
+    next_cursor = encode_cursor([offset + limit]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
 def paginate_offset(items: list[Any], *, cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
-    """Opaque offset cursor for lists computed in one query (ranked matches)."""
-    offset = 0
-    if cursor:
-        (offset,) = decode_cursor(cursor, 1)
-        if not isinstance(offset, int) or offset < 0:
-            raise ApplicationError("invalid_cursor", "Curseur invalide.")
-    page = items[offset : offset + limit]
-    next_cursor = encode_cursor([offset + limit]) if offset + limit < len(items) else None
-    return page, next_cursor
+    """Opaque offset cursor over a list already in memory (a candidate's few matching jobs)."""
+    offset = offset_from_cursor(cursor)
+    return offset_page(items[offset : offset + limit + 1], offset=offset, limit=limit)

@@ -156,6 +156,24 @@ def test_it_ranks_a_jobs_candidates_for_its_company_only(api, auth, rita, gus, r
     assert api.get(f"/api/jobs/{job.pk}/matches/", headers=auth(alice)).status_code == 403
 
 
+def test_it_pages_a_jobs_ranked_candidates_in_sql(api, auth, rita, alice, bob, charlie, acme):
+    set_profile(alice, skills=["react", "node.js"], experience_level="senior")
+    set_profile(bob, skills=["react"], experience_level="junior")
+    set_profile(charlie, skills=["react", "node.js"], experience_level="junior")
+    job = make_job(acme, required_skills=["react", "node.js"], experience_level="mid")
+    url = f"/api/jobs/{job.pk}/matches/"
+
+    first = api.get(url, {"limit": 2}, headers=auth(rita)).json()
+    assert [(r["candidate_id"], r["score"]) for r in first["results"]] == [
+        (str(alice.pk), 100.0),
+        (str(charlie.pk), 85.0),
+    ]
+    second = api.get(url, {"limit": 2, "cursor": first["next_cursor"]}, headers=auth(rita)).json()
+    assert [(r["candidate_id"], r["score"]) for r in second["results"]] == [(str(bob.pk), 60.0)]
+    assert second["next_cursor"] is None
+    assert api.get(url, {"cursor": "garbage!"}, headers=auth(rita)).status_code == 400
+
+
 def test_it_lets_a_candidate_edit_their_profile_and_rematches(
     api, auth, alice, rita, acme, django_capture_on_commit_callbacks
 ):
