@@ -1,7 +1,8 @@
 """Fixtures shared by every app's tests: personas, API clients, a clean Redis.
 
 Personas (as in healthchecks' tests): alice and bob are candidates, charlie is an
-outsider candidate, rita is a recruiter of the company acme, and root is an admin.
+outsider candidate, rita is a recruiter of the company acme, and root is an admin
+(staff superuser in the Django admin).
 """
 
 from __future__ import annotations
@@ -69,7 +70,14 @@ def rita(make_user, acme) -> User:
 
 @pytest.fixture
 def root(make_user) -> User:
-    return make_user("root", role=Role.ADMIN, is_staff=True)
+    return make_user("root", role=Role.ADMIN, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(client, root):
+    """Django's test client logged in to the admin as root."""
+    client.force_login(root)
+    return client
 
 
 @pytest.fixture

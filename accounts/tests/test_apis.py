@@ -383,8 +383,6 @@ def test_it_accepts_legacy_tokens_only_with_jwt_secret_and_never_as_admin(api, s
 def test_it_normalises_skills_typed_in_the_candidate_admin(client, root, alice):
     from accounts.models import Candidate
 
-    root.is_superuser = True
-    root.save()
     client.force_login(root)
     url = f"/admin/accounts/candidate/{alice.pk}/change/"
     form = {

@@ -12,14 +12,6 @@ OUR_APPS = ("accounts", "matching", "feed", "messaging", "notifications", "webho
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client, root):
-    root.is_superuser = True
-    root.save()
-    client.force_login(root)
-    return client
-
-
 def our_models():
     return [m for label in OUR_APPS for m in apps.get_app_config(label).get_models()]
 

@@ -10,14 +10,6 @@ from feed.models import Post
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client, root):
-    root.is_superuser = True
-    root.save()
-    client.force_login(root)
-    return client
-
-
 def _action(staff_client, action, *posts):
     url = reverse("admin:feed_post_changelist")
     response = staff_client.post(url, {"action": action, "_selected_action": [str(p.pk) for p in posts]})

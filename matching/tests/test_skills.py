@@ -49,8 +49,6 @@ def test_it_compares_skill_sets_after_normalisation():
 
 def test_it_picks_up_an_alias_added_in_the_admin_at_once(client, root):
     assert skill_normalize("Reactivité") == "reactivite"
-    root.is_superuser = True
-    root.save()
     client.force_login(root)
     response = client.post(
         "/admin/matching/skillalias/add/", {"alias": "Réactivité", "canonical": "Soft Skills"}, follow=True
@@ -92,8 +90,6 @@ def test_it_renormalises_stored_skills_after_an_alias_is_added(alice, acme):
 def test_it_normalises_skills_saved_in_the_job_admin(client, root, acme, django_capture_on_commit_callbacks):
     from matching.models import Job
 
-    root.is_superuser = True
-    root.save()
     client.force_login(root)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
