@@ -1,7 +1,9 @@
 """Writes of messaging: conversations, sending, reading, deleting.
 
 The one path for every transport (REST and WebSocket call these). Events leave after
-the commit through `emploiplus.events.broadcast_on_commit`:
+the commit through `_broadcast_on_commit` below: all frames of one commit in two Redis
+round trips (`messaging.delivery.group_send_many`), sent from the consumer's event loop
+when a WebSocket consumer is the caller:
 
 - `new_message` → `user_group` of every participant (every session, joined or not);
 - `message_sent` → `user_group` of the sender;
