@@ -1,18 +1,19 @@
 """Matching one new job against N candidates (issue 6), every variant in the same run on the
 same data, interleaved:
 
-- `GIN && + overlap operators (the matcher)`: what matching.selectors runs — one bitmap
-  scan of idx_candidates_skills_gin for `skills && job skills`, the overlap counted with one
-  containment operator per job skill, match_skill_score_from_overlap + the inlined
-  match_* functions, users probed only for rows ≥ threshold, matched/missing skills once
-  per distinct overlap mask. Measured consuming the rows in PostgreSQL (count(*) around
-  it, as the pipeline's INSERT … SELECT does) and returning them to Python (the selector).
-- `GIN && + PL/pgSQL functions (before)`: the previous matcher (per-row match_skill_score,
-  match_matched_skills, match_missing_skills). Its rows are checked equal, every column, to
-  the matcher's at every size.
-- `per-skill GIN probes + GROUP BY (not used)`: one probe per job skill, overlap = count(*)
-  per candidate, HAVING the minimum overlap the threshold allows.
+- `mask form (the matcher)`: what matching.selectors runs for a job with ≤ 8 distinct
+  skills — a bitmap scan of idx_match_profiles_skills_gin over the narrow, trigger-kept
+  `candidate_match_profiles` (eligible candidates only, skills as integer ids), one
+  `int[] @>` per job skill packed into a mask, and one hash join on (mask, experience,
+  salary) against the 2^k × 4 pre-scored combinations. Measured consuming the rows in
+  PostgreSQL (count(*) around it, as the pipeline's INSERT … SELECT does) and returning
+  them to Python (the selector).
+- `overlap form`: the form used for jobs with 9–62 skills, on the same job.
+- `before: candidates heap + users probe`: the previous matcher (session 1), which read
+  `candidates` (text skills, 3× the pages) and probed users.is_active per match.
+- `per-row functions + GIN`: match_skill_score, match_matched_skills … per candidate.
 - `sequential scoring (no prefilter)`: every eligible candidate scored with the functions.
+Every variant's rows are checked equal (count, and every column for the functions form).
 
 Data (generated here with INSERT … SELECT generate_series, in the bench database; rows
 are tagged so a rerun at the same size reuses them):
@@ -24,7 +25,8 @@ are tagged so a rerun at the same size reuses them):
 Sizes: 100,000 and 1,000,000 candidates at BENCH_SCALE=1 (targets: ≤ 20 ms and ≤ 150 ms
 median). BENCH_SCALE=0.1 runs 10,000 and 100,000.
 Samples: BENCH_MATCHING_SAMPLES (default 30) per variant; the sequential variant takes at
-most 10 samples at ≥ 1M. `load` is the 1-minute load average when the size finished.
+most 10 samples at ≥ 1M. `load` is the 1-minute load average when the size finished;
+`profiles_mb` / `candidates_mb` the heap sizes the two readers scan.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def ensure_candidates(n: int) -> float:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE users")  # hint bits + visibility map, as in a settled database
         cursor.execute("VACUUM ANALYZE candidates")
+        cursor.execute("VACUUM ANALYZE candidate_match_profiles")
     return time.perf_counter() - started
 
 
@@ -111,34 +114,59 @@ def _job():
     return job
 
 
-# The brief's first idea, measured and not used: one GIN probe per required skill
-# (`skills @> ARRAY[s]`), GROUP BY candidate for the overlap count, HAVING the minimum
-# overlap the threshold allows. Rows are consumed in the database (count only).
-PER_SKILL_PROBES = """
-WITH req AS MATERIALIZED (
-    SELECT DISTINCT s FROM unnest(%(skills)s::text[]) AS s WHERE s IS NOT NULL
+# The previous matcher (session 1), kept here to measure what the narrow table changed:
+# the same overlap form, reading `candidates` and probing users.is_active per match.
+BEFORE = """
+WITH combos AS MATERIALIZED (
+    SELECT o.overlap, e.experience, s.salary, x.score, round(x.skill, 1) AS skill_score
+    FROM generate_series(0, %(required)s::integer) AS o (overlap)
+    CROSS JOIN (VALUES (50::numeric), (100::numeric)) AS e (experience)
+    CROSS JOIN (VALUES (50::numeric), (100::numeric)) AS s (salary)
+    CROSS JOIN LATERAL (
+        SELECT match_skill_score_from_overlap(o.overlap, %(required)s::integer) AS skill,
+               match_overall_score(match_skill_score_from_overlap(o.overlap, %(required)s::integer),
+                                   e.experience, s.salary) AS score
+    ) AS x
+    WHERE x.score >= %(min_score)s
 ),
-hits AS (
-    SELECT c.id, c.experience_level, c.target_salary_min, count(*)::integer AS overlap
-    FROM req AS r
-    JOIN candidates AS c ON c.skills @> ARRAY[r.s]
+fit AS MATERIALIZED (
+    SELECT c.id, c.notifications_enabled, {mask} AS mask,
+           k.score, k.skill_score, k.experience AS experience_score, k.salary AS salary_score
+    FROM candidates AS c
+    JOIN combos AS k ON k.overlap = {overlap}
+     AND k.experience = match_experience_score(c.experience_level, %(level)s::text)
+     AND k.salary = match_salary_score(c.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer)
+    CROSS JOIN LATERAL (SELECT 1 FROM users AS u WHERE u.id = c.id AND u.is_active OFFSET 0) AS u
     WHERE c.is_active AND c.deleted_at IS NULL
-    GROUP BY c.id
-    HAVING count(*) >= (
-        SELECT min(o) FROM generate_series(1, %(required)s) AS o
-        WHERE match_overall_score(match_skill_score_from_overlap(o, %(required)s), 100, 100) >= %(min_score)s
-    )
+      AND c.skills && %(skills)s::text[]
+),
+fit_masks AS MATERIALIZED (
+    SELECT m.mask,
+           ARRAY(SELECT r.s FROM unnest(%(distinct_skills)s::text[]) WITH ORDINALITY AS r (s, n)
+                 WHERE m.mask & (1::bigint << (r.n::integer - 1)) <> 0 ORDER BY r.s) AS matched_skills,
+           ARRAY(SELECT r.s FROM unnest(%(distinct_skills)s::text[]) WITH ORDINALITY AS r (s, n)
+                 WHERE m.mask & (1::bigint << (r.n::integer - 1)) = 0 ORDER BY r.s) AS missing_skills
+    FROM (SELECT DISTINCT mask FROM fit) AS m
 )
-SELECT count(*) FROM hits AS h
-CROSS JOIN LATERAL (
-    SELECT match_skill_score_from_overlap(h.overlap, %(required)s) AS skill,
-           match_experience_score(h.experience_level, %(level)s::text) AS experience,
-           match_salary_score(h.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer) AS salary
-    OFFSET 0
-) AS p
-CROSS JOIN LATERAL (SELECT u.is_active FROM users AS u WHERE u.id = h.id OFFSET 0) AS u
-WHERE match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s AND u.is_active
+SELECT c.id AS candidate_id, %(job_id)s::uuid AS job_id, c.score, c.skill_score, c.experience_score,
+       c.salary_score, k.matched_skills, k.missing_skills, c.notifications_enabled
+FROM fit AS c
+JOIN fit_masks AS k ON k.mask = c.mask
 """
+
+
+def _before_sql(skills: list[str]) -> str:
+    terms = [f"(c.skills @> ARRAY[%(s{i})s::text])" for i in range(len(skills))]
+    return BEFORE.format(
+        overlap="(" + " + ".join(f"{t}::integer" for t in terms) + ")",
+        mask="(" + " | ".join(f"({t}::integer::bigint << {i})" for i, t in enumerate(terms)) + ")",
+    )
+
+
+def _heap_mb(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_relation_size(%s::regclass)", [table])
+        return round(cursor.fetchone()[0] / 2**20, 1)
 
 
 def run() -> list[Result]:
@@ -153,8 +181,12 @@ def run() -> list[Result]:
             cursor.execute("SELECT count(*) FROM candidates WHERE skills && %s::text[]", [JOB_SKILLS])
             overlapping = cursor.fetchone()[0]
         fast_sql, params = selectors.job_match_query(job)
+        assert selectors.job_match_form(JOB_SKILLS, prefilter=True) == selectors.FORM_MASK
+        overlap_sql = selectors.candidates_for_job_sql(prefilter=True, skills=JOB_SKILLS, form=selectors.FORM_OVERLAP)
         functions_sql = selectors.candidates_for_job_sql(prefilter=True)  # without skills: the per-row functions
         sequential_sql = selectors.candidates_for_job_sql(prefilter=False)
+        before_sql = _before_sql(selectors.distinct_skills(JOB_SKILLS))
+        before_params = {**params, **{f"s{i}": s for i, s in enumerate(selectors.distinct_skills(JOB_SKILLS))}}
 
         def counted(sql, params=params):
             def call():
@@ -167,24 +199,17 @@ def run() -> list[Result]:
         def fetched(sql, params=params):
             def call():
                 with selectors.matching_cursor() as cursor:
-                    cursor.execute(sql + " ORDER BY score DESC, c.id", params)
+                    cursor.execute(sql + " ORDER BY score DESC, candidate_id", params)
                     return cursor.fetchall()
 
             return call
 
-        def probes(params=params):
-            with selectors.matching_cursor() as cursor:
-                cursor.execute(PER_SKILL_PROBES, params)
-                return cursor.fetchone()[0]
-
         variants = {
-            "GIN && + overlap operators (the matcher), in database": counted(fast_sql),
-            "GIN && + overlap operators (the matcher), rows to Python": lambda: selectors.candidates_matching_job(
-                job=job
-            ),
-            "GIN && + PL/pgSQL functions (before), in database": counted(functions_sql),
-            "GIN && + PL/pgSQL functions (before), rows to Python": fetched(functions_sql),
-            "per-skill GIN probes + GROUP BY (not used), in database": probes,
+            "mask form (the matcher), in database": counted(fast_sql),
+            "mask form (the matcher), rows to Python": lambda: selectors.candidates_matching_job(job=job),
+            "overlap form (jobs with 9-62 skills), in database": counted(overlap_sql),
+            "before: candidates heap + users probe, in database": counted(before_sql, before_params),
+            "per-row functions + GIN, in database": counted(functions_sql),
             "sequential scoring (no prefilter), in database": counted(sequential_sql),
         }
         # Warm-up, and the same answer everywhere.
@@ -208,6 +233,8 @@ def run() -> list[Result]:
             "overlapping": overlapping,
             "generated_s": round(generated_s, 1),
             "load": round(os.getloadavg()[0], 1),
+            "profiles_mb": _heap_mb("candidate_match_profiles"),
+            "candidates_mb": _heap_mb("candidates"),
         }
         for name, samples in timings.items():
             results.append(summarize("matching.job_to_candidates", name, size, samples, **extra))

@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 
+from emploiplus.admin import ReadOnlyAdmin
 from matching import services
-from matching.models import CandidateJobMatch, Job, SkillAlias
+from matching.models import CandidateJobMatch, CandidateMatchProfile, Job, Skill, SkillAlias
 from matching.skills import skills_normalize
 
 
@@ -64,3 +65,22 @@ class SkillAliasAdmin(admin.ModelAdmin):
             f"{changed['candidates']} profil(s) et {changed['jobs']} offre(s) mis à jour.",
             messages.SUCCESS,
         )
+
+
+@admin.register(Skill)
+class SkillAdmin(ReadOnlyAdmin):
+    """The skill-name dictionary the matcher's profiles use (filled by a database trigger)."""
+
+    list_display = ("id", "name")
+    search_fields = ("name",)
+    ordering = ("name",)
+
+
+@admin.register(CandidateMatchProfile)
+class CandidateMatchProfileAdmin(ReadOnlyAdmin):
+    """What the matcher reads for each eligible candidate (kept by database triggers)."""
+
+    list_display = ("candidate", "experience_level", "target_salary_min", "notifications_enabled")
+    list_filter = ("experience_level", "notifications_enabled")
+    search_fields = ("candidate__user__email",)
+    raw_id_fields = ("candidate",)

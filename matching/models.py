@@ -151,3 +151,48 @@ class SkillAlias(TimestampedModel):
         self.alias = skill_key(self.alias)
         self.canonical = fold(self.canonical)
         super().save(*args, **kwargs)
+
+
+class Skill(models.Model):
+    """Every normalised skill name ever stored on a candidate, with a small integer id.
+
+    Filled by the `candidate_match_profiles_refresh` trigger function (migration 0007); the
+    matcher compares these ids instead of the names. Rows are never deleted, so an id keeps
+    its meaning."""
+
+    id = models.AutoField(primary_key=True)
+    name = models.TextField(unique=True)
+
+    class Meta:
+        db_table = "skills"
+        verbose_name = "compétence (dictionnaire)"
+        verbose_name_plural = "compétences (dictionnaire)"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CandidateMatchProfile(models.Model):
+    """What the job → candidates matcher reads: one narrow row per *eligible* candidate.
+
+    Eligible = candidate active and not deleted, account (users.is_active) active. Kept by
+    statement-level triggers on `candidates` and `users` (migration 0007), never written by
+    the application: 96 MB at 1M candidates instead of 301 MB for `candidates`, skills as
+    integer ids (`skill_ids`, from `Skill`), and no users probe per candidate. See docs/matching.md."""
+
+    candidate = models.OneToOneField(
+        Candidate, primary_key=True, on_delete=models.DO_NOTHING, related_name="match_profile"
+    )
+    skill_ids = ArrayField(models.IntegerField(), default=list)
+    experience_level = models.CharField(max_length=16, null=True, blank=True)
+    target_salary_min = models.PositiveIntegerField(null=True, blank=True)
+    notifications_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "candidate_match_profiles"
+        verbose_name = "profil de correspondance"
+        indexes = [GinIndex(fields=["skill_ids"], name="idx_match_profiles_skills_gin")]
+
+    def __str__(self) -> str:
+        return str(self.candidate_id)

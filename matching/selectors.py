@@ -3,13 +3,14 @@
 The score is never computed in Python: every query calls the `match_*` SQL functions
 of matching migrations 0002/0004/0005, the same ones `v_candidate_job_matches` uses, so the
 view, the webhook pipeline and the API agree by construction (tests check it on random
-pairs). Job → candidates has a fast form (`job_match_query`, see `_FAST_CANDIDATES_FOR_JOB`):
-the overlap counted with operators, the score looked up per combination.
+pairs). Job → candidates reads the narrow, trigger-kept `candidate_match_profiles` and has
+fast forms (`job_match_query`, see `_MASK_CANDIDATES_FOR_JOB`): the common skills found with
+integer-array operators, everything else looked up per combination.
 
 Why the `&&` (overlap) prefilter is exact — and when it is dropped
     A pair with no skill in common scores skill = 0, so at most
     0.5·0 + 0.3·100 + 0.2·100 = 50. With MATCH_MIN_SCORE > 50 (default 60) such a pair
-    can never be notified, and `candidates.skills && job.required_skills` (answered by the
+    can never be notified, and `skill_ids && <the job's skill ids>` (answered by the
     GIN index) removes only pairs that could not match anyway. With MATCH_MIN_SCORE ≤ 50 a
     zero-overlap pair *can* qualify, so the prefilter is dropped and every eligible row is
     scored (a sequential scan). `prefilter_is_exact()` is that rule.
@@ -76,74 +77,112 @@ class Match:
 
 # --- job → candidates -----------------------------------------------------------------
 
-# Parameters: %(job_id)s, %(skills)s, %(level)s, %(salary_min)s, %(salary_max)s, %(min_score)s.
-# The job's values are passed as parameters (not joined) so the `&&` predicate compares
-# the GIN-indexed column with a constant and the planner can use a bitmap index scan.
+# Every form reads `candidate_match_profiles` (matching migration 0007): one narrow row per
+# eligible candidate (active, not deleted, account active), skills as integer ids from the
+# `skills` dictionary, kept by triggers. No users probe, a third of the pages of `candidates`.
+# The job's skills are passed as parameters (names and ids, see job_match_params), so the
+# `&&` predicate compares the GIN-indexed column with a constant: a bitmap index scan.
+
+# The per-row function form: match_skill_score / match_matched_skills … on every candidate
+# row (the text skills come from `candidates`). Used when the prefilter is not exact
+# (sequential scoring) or the job lists more than MAX_OVERLAP_SKILLS distinct skills.
 _CANDIDATES_FOR_JOB = """
-SELECT c.id AS candidate_id,
+SELECT c.candidate_id,
        %(job_id)s::uuid AS job_id,
        match_overall_score(p.skill, p.experience, p.salary) AS score,
        round(p.skill, 1) AS skill_score,
        p.experience AS experience_score,
        p.salary AS salary_score,
-       match_matched_skills(c.skills, %(skills)s::text[]) AS matched_skills,
-       match_missing_skills(c.skills, %(skills)s::text[]) AS missing_skills,
+       match_matched_skills(t.skills, %(skills)s::text[]) AS matched_skills,
+       match_missing_skills(t.skills, %(skills)s::text[]) AS missing_skills,
        c.notifications_enabled
-FROM candidates AS c
+FROM candidate_match_profiles AS c
+JOIN candidates AS t ON t.id = c.candidate_id
 CROSS JOIN LATERAL (
     -- OFFSET 0 keeps this subquery from being flattened into the outer query, so each
     -- part is computed once per candidate (not once in WHERE and again in SELECT).
-    SELECT match_skill_score(c.skills, %(skills)s::text[]) AS skill,
+    SELECT match_skill_score(t.skills, %(skills)s::text[]) AS skill,
            match_experience_score(c.experience_level, %(level)s::text) AS experience,
            match_salary_score(c.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer) AS salary
     OFFSET 0
 ) AS p
-WHERE c.is_active AND c.deleted_at IS NULL
+WHERE match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s
   {prefilter}
-  AND match_overall_score(p.skill, p.experience, p.salary) >= %(min_score)s
-  AND EXISTS (SELECT 1 FROM users AS u WHERE u.id = c.id AND u.is_active)
 """
 
-_PREFILTER_CANDIDATES = "AND c.skills && %(skills)s::text[]"
+_PREFILTER_CANDIDATES = "AND c.skill_ids && %(skill_ids)s::integer[]"
 
-# The fast form (used whenever the prefilter is exact and the job lists at most
-# MAX_OVERLAP_SKILLS distinct skills), measured in docs/matching.md:
-# - one bitmap scan of the GIN index for `skills && job skills` visits each candidate
-#   sharing a skill once;
-# - per row only cheap operators: the overlap counted with one containment operator per
-#   distinct job skill (`c.skills @> ARRAY[s_i]`), kept also as a bit mask (bit i = the
-#   i-th distinct skill), and the experience and salary parts (inlined SQL functions);
-# - the score itself (numeric arithmetic, the expensive part per row) is computed once per
-#   (overlap, experience, salary) combination in `combos` with the shared functions
-#   (match_skill_score_from_overlap — which match_skill_score ends with — and
-#   match_overall_score), and looked up by a hash join. The parts take 50 or 100 by
-#   definition; a row whose parts are not in `combos` would be scored by the same functions
-#   directly (coalesce), so the lookup can never change a result;
-# - only for the rows ≥ threshold: the users.is_active probe (a LATERAL index lookup, never
-#   a hash of the whole users table) and matched/missing skills, computed once per
-#   *distinct mask* (≤ 2^k, usually a dozen) with match_matched_skills's rule (sorted by
-#   PostgreSQL's collation).
-_FAST_CANDIDATES_FOR_JOB = """
-WITH combos AS MATERIALIZED (
-    SELECT o.overlap, e.experience, s.salary, x.score, round(x.skill, 1) AS skill_score
-    FROM generate_series(0, %(required)s::integer) AS o (overlap)
+# `combos` of the fast forms: every (overlap, experience, salary) combination scored once
+# with the shared functions — match_skill_score_from_overlap (which match_skill_score ends
+# with) and match_overall_score — keeping those ≥ threshold. The parts take 50 or 100 by
+# definition (test_it_finds_every_experience_and_salary_part_in_the_fast_forms_combinations).
+_SCORE_COMBOS = """
     CROSS JOIN (VALUES (50::numeric), (100::numeric)) AS e (experience)
     CROSS JOIN (VALUES (50::numeric), (100::numeric)) AS s (salary)
     CROSS JOIN LATERAL (
-        SELECT match_skill_score_from_overlap(o.overlap, %(required)s::integer) AS skill,
-               match_overall_score(match_skill_score_from_overlap(o.overlap, %(required)s::integer),
+        SELECT match_skill_score_from_overlap({overlap}, %(required)s::integer) AS skill,
+               match_overall_score(match_skill_score_from_overlap({overlap}, %(required)s::integer),
                                    e.experience, s.salary) AS score
     ) AS x
     WHERE x.score >= %(min_score)s
-),
+"""
+
+# The mask form (the matcher for jobs listing ≤ MAX_MASK_SKILLS distinct skills, i.e.
+# nearly all of them), measured in docs/matching.md:
+# - one bitmap scan of idx_match_profiles_skills_gin for `skill_ids && job skill ids`
+#   visits each candidate sharing a skill once;
+# - per row only cheap operators: one `int[] @>` per distinct job skill, packed into a bit
+#   mask (bit i = the i-th distinct skill), and the experience and salary parts (inlined
+#   SQL functions);
+# - everything else is looked up by one hash join on (mask, experience, salary): `combos`
+#   enumerates the 2^k masks × 2 × 2 parts once, with the overlap (bits set), the score
+#   (shared functions, see _SCORE_COMBOS), and matched / missing skills sorted like
+#   match_matched_skills (PostgreSQL's collation). A row whose combination is below the
+#   threshold is not in `combos`: the join is the threshold.
+_MASK_CANDIDATES_FOR_JOB = (
+    """
+WITH combos AS MATERIALIZED (
+    SELECT m.mask, e.experience, s.salary, x.score, round(x.skill, 1) AS skill_score,
+           a.matched_skills, a.missing_skills
+    FROM generate_series(0, (1 << %(required)s::integer) - 1) AS m (mask)
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE m.mask & (1 << (r.n::integer - 1)) <> 0)::integer AS overlap,
+               coalesce(array_agg(r.s ORDER BY r.s) FILTER (WHERE m.mask & (1 << (r.n::integer - 1)) <> 0),
+                        '{{}}') AS matched_skills,
+               coalesce(array_agg(r.s ORDER BY r.s) FILTER (WHERE m.mask & (1 << (r.n::integer - 1)) = 0),
+                        '{{}}') AS missing_skills
+        FROM unnest(%(distinct_skills)s::text[]) WITH ORDINALITY AS r (s, n)
+    ) AS a"""
+    + _SCORE_COMBOS.format(overlap="a.overlap")
+    + """)
+SELECT c.candidate_id,
+       %(job_id)s::uuid AS job_id,
+       k.score, k.skill_score, k.experience AS experience_score, k.salary AS salary_score,
+       k.matched_skills, k.missing_skills,
+       c.notifications_enabled
+FROM candidate_match_profiles AS c
+JOIN combos AS k ON k.mask = {mask} AND k.experience = {experience} AND k.salary = {salary}
+WHERE c.skill_ids && %(skill_ids)s::integer[]
+"""
+)
+
+# The overlap form, for jobs with MAX_MASK_SKILLS < k ≤ MAX_OVERLAP_SKILLS distinct skills
+# (2^k masks would be too many to enumerate): `combos` per (overlap 0…k, experience,
+# salary); the rows ≥ threshold are materialised with their mask, and matched / missing
+# skills are built once per *distinct* mask that occurs.
+_OVERLAP_CANDIDATES_FOR_JOB = (
+    """
+WITH combos AS MATERIALIZED (
+    SELECT o.overlap, e.experience, s.salary, x.score, round(x.skill, 1) AS skill_score
+    FROM generate_series(0, %(required)s::integer) AS o (overlap)"""
+    + _SCORE_COMBOS.format(overlap="o.overlap")
+    + """),
 fit AS MATERIALIZED (
-    SELECT c.id, c.notifications_enabled, {mask} AS mask,
+    SELECT c.candidate_id, c.notifications_enabled, {mask} AS mask,
            k.score, k.skill_score, k.experience AS experience_score, k.salary AS salary_score
-    FROM candidates AS c
+    FROM candidate_match_profiles AS c
     JOIN combos AS k ON k.overlap = {overlap} AND k.experience = {experience} AND k.salary = {salary}
-    CROSS JOIN LATERAL (SELECT 1 FROM users AS u WHERE u.id = c.id AND u.is_active OFFSET 0) AS u
-    WHERE c.is_active AND c.deleted_at IS NULL
-      AND c.skills && %(skills)s::text[]
+    WHERE c.skill_ids && %(skill_ids)s::integer[]
 ),
 fit_masks AS MATERIALIZED (
     SELECT m.mask,
@@ -153,7 +192,7 @@ fit_masks AS MATERIALIZED (
                  WHERE m.mask & (1::bigint << (r.n::integer - 1)) = 0 ORDER BY r.s) AS missing_skills
     FROM (SELECT DISTINCT mask FROM fit) AS m
 )
-SELECT c.id AS candidate_id,
+SELECT c.candidate_id,
        %(job_id)s::uuid AS job_id,
        c.score, c.skill_score, c.experience_score, c.salary_score,
        k.matched_skills, k.missing_skills,
@@ -161,11 +200,16 @@ SELECT c.id AS candidate_id,
 FROM fit AS c
 JOIN fit_masks AS k ON k.mask = c.mask
 """
+)
 _EXPERIENCE = "match_experience_score(c.experience_level, %(level)s::text)"
 _SALARY = "match_salary_score(c.target_salary_min, %(salary_min)s::integer, %(salary_max)s::integer)"
 
+# Jobs with up to this many distinct skills use the mask form (2^k × 4 combinations).
+MAX_MASK_SKILLS = 8
 # Bits of a bigint mask: jobs listing more distinct skills use the per-row functions.
 MAX_OVERLAP_SKILLS = 62
+
+FORM_MASK, FORM_OVERLAP, FORM_FUNCTIONS = "mask", "overlap", "functions"
 
 
 def distinct_skills(skills: list[str] | None) -> list[str]:
@@ -176,30 +220,51 @@ def distinct_skills(skills: list[str] | None) -> list[str]:
     return list(dict.fromkeys(s for s in (skills or []) if s is not None))
 
 
-def candidates_for_job_sql(*, prefilter: bool, skills: list[str] | None = None) -> str:
+def job_match_form(skills: list[str] | None, *, prefilter: bool) -> str:
+    """Which query text matches a job with these required skills (see the forms above)."""
+    count = len(distinct_skills(skills))
+    if not prefilter or skills is None or count > MAX_OVERLAP_SKILLS:
+        return FORM_FUNCTIONS
+    return FORM_MASK if count <= MAX_MASK_SKILLS else FORM_OVERLAP
+
+
+def candidates_for_job_sql(*, prefilter: bool, skills: list[str] | None = None, form: str | None = None) -> str:
     """The job → candidates query text.
 
-    With `skills` (the job's required skills) and the prefilter, the fast overlap form
-    (one containment operator per distinct skill, so the text depends on their number);
+    With `skills` (the job's required skills) and the prefilter, a fast form (one
+    containment operator per distinct skill, so the text depends on their number);
     otherwise the per-row function form (sequential scoring when `prefilter` is False).
+    `form` forces a form the job's skills allow (tests and benchmarks compare them).
     Parameters: job_match_params(job)."""
-    distinct = distinct_skills(skills)
-    if prefilter and skills is not None and len(distinct) <= MAX_OVERLAP_SKILLS:
-        terms = [f"(c.skills @> ARRAY[%(s{i})s::text])" for i in range(len(distinct))]
-        overlap = " + ".join(f"{t}::integer" for t in terms) or "0"
-        mask = " | ".join(f"({t}::integer::bigint << {i})" for i, t in enumerate(terms)) or "0::bigint"
-        return _FAST_CANDIDATES_FOR_JOB.format(
-            overlap=f"({overlap})", mask=f"({mask})", experience=_EXPERIENCE, salary=_SALARY
-        )
-    return _CANDIDATES_FOR_JOB.format(prefilter=_PREFILTER_CANDIDATES if prefilter else "")
+    form = form or job_match_form(skills, prefilter=prefilter)
+    if form == FORM_FUNCTIONS:
+        return _CANDIDATES_FOR_JOB.format(prefilter=_PREFILTER_CANDIDATES if prefilter else "")
+    width = "integer" if form == FORM_MASK else "bigint"
+    terms = [f"(c.skill_ids @> ARRAY[%(k{i})s::integer])" for i in range(len(distinct_skills(skills)))]
+    overlap = " + ".join(f"{t}::integer" for t in terms) or "0"
+    mask = " | ".join(f"({t}::integer::{width} << {i})" for i, t in enumerate(terms)) or f"0::{width}"
+    template = _MASK_CANDIDATES_FOR_JOB if form == FORM_MASK else _OVERLAP_CANDIDATES_FOR_JOB
+    return template.format(overlap=f"({overlap})", mask=f"({mask})", experience=_EXPERIENCE, salary=_SALARY)
+
+
+def skill_ids(names: list[str]) -> dict[str, int]:
+    """name → id in the `skills` dictionary, for the names some candidate has (ever) had."""
+    if not names:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, id FROM skills WHERE name = ANY (%s::text[])", [names])
+        return dict(cursor.fetchall())
 
 
 def job_match_params(job: Job, *, threshold: float | None = None) -> dict[str, Any]:
     skills = distinct_skills(job.required_skills)
+    ids = skill_ids(skills)
     params: dict[str, Any] = {
         "job_id": str(job.id),
         "skills": list(job.required_skills or []),
         "distinct_skills": skills,
+        # A name no candidate has is in no profile: it counts in `required`, never matches.
+        "skill_ids": sorted(ids.values()),
         "required": len(skills),
         "level": job.experience_level or None,
         "salary_min": job.salary_min,
@@ -207,14 +272,14 @@ def job_match_params(job: Job, *, threshold: float | None = None) -> dict[str, A
         "min_score": min_score() if threshold is None else threshold,
     }
     if len(skills) <= MAX_OVERLAP_SKILLS:
-        params.update({f"s{i}": skill for i, skill in enumerate(skills)})
+        params.update({f"k{i}": ids.get(skill, 0) for i, skill in enumerate(skills)})  # ids start at 1
     return params
 
 
 def job_match_query(
     job: Job, *, threshold: float | None = None, prefilter: bool | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """(sql, params) matching `job`: the fast form when the prefilter is exact."""
+    """(sql, params) matching `job`: a fast form when the prefilter is exact."""
     threshold = min_score() if threshold is None else threshold
     if prefilter is None:
         prefilter = prefilter_is_exact(threshold)
@@ -259,7 +324,7 @@ def candidates_matching_job(
     if job.status != JobStatus.ACTIVE or job.deleted_at is not None:
         return []
     sql, params = job_match_query(job, threshold=threshold, prefilter=prefilter)
-    sql += " ORDER BY score DESC, c.id"
+    sql += " ORDER BY score DESC, candidate_id"
     if limit is not None:
         sql += " LIMIT %(limit)s OFFSET %(offset)s"
         params.update(limit=limit, offset=offset)

@@ -81,20 +81,29 @@ def test_it_uses_the_gin_index_for_the_prefilter(acme):
         cursor.execute("SET LOCAL enable_seqscan = off")  # tiny table: make the index choice visible
         cursor.execute("EXPLAIN " + selectors.job_match_query(job)[0], selectors.job_match_params(job))
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "idx_candidates_skills_gin" in plan
+    assert "idx_match_profiles_skills_gin" in plan
 
 
 def _by_functions(job, threshold):
     """The per-row function form (match_skill_score, match_matched_skills …) with the GIN prefilter."""
     params = selectors.job_match_params(job, threshold=threshold)
     with selectors.matching_cursor() as cursor:
-        cursor.execute(selectors.candidates_for_job_sql(prefilter=True) + " ORDER BY score DESC, c.id", params)
+        cursor.execute(selectors.candidates_for_job_sql(prefilter=True) + " ORDER BY score DESC, candidate_id", params)
         return [selectors.Match(*row) for row in cursor.fetchall()]
 
 
-def test_it_gives_the_function_forms_answer_with_the_overlap_form(make_user, acme):
-    """The fast form (overlap operators, score per combination, skills per mask) returns the
-    same rows, every column, as the per-row functions — duplicates and many skills included."""
+def _by_form(job, threshold, form):
+    params = selectors.job_match_params(job, threshold=threshold)
+    sql = selectors.candidates_for_job_sql(prefilter=True, skills=job.required_skills, form=form)
+    with selectors.matching_cursor() as cursor:
+        cursor.execute(sql + " ORDER BY score DESC, candidate_id", params)
+        return [selectors.Match(*row) for row in cursor.fetchall()]
+
+
+def test_it_gives_the_function_forms_answer_with_the_fast_forms(make_user, acme):
+    """The fast forms (containment operators on skill ids, score and skills looked up per
+    mask or per overlap) return the same rows, every column, as the per-row functions —
+    duplicates, skills nobody has and many skills included."""
     rng = random.Random(7)
     for i in range(60):
         user = make_user(f"cand{i}")
@@ -110,6 +119,7 @@ def test_it_gives_the_function_forms_answer_with_the_overlap_form(make_user, acm
         ["python", "django", "sql", "docker", "aws"],
         VOCABULARY,  # 12 distinct skills: up to 4,096 masks
         ["cobol"],  # nobody has it
+        ["python", "cobol", "sql"],  # one skill nobody has among known ones
         [],  # no skill: nobody can pass 50
     ]
     compared = 0
@@ -123,11 +133,15 @@ def test_it_gives_the_function_forms_answer_with_the_overlap_form(make_user, acm
             salary_min=30000,
             salary_max=rng.choice([None, 40000]),
         )
+        many = len(set(required)) > selectors.MAX_MASK_SKILLS
+        expected_form = selectors.FORM_OVERLAP if many else selectors.FORM_MASK
+        assert selectors.job_match_form(required, prefilter=True) == expected_form
         for threshold in (50.5, 55, 60, 62.5, 75, 90, 100):
-            fast = selectors.candidates_matching_job(job=job, threshold=threshold)
-            assert "match_skill_score_from_overlap" in selectors.job_match_query(job, threshold=threshold)[0]
-            assert fast == _by_functions(job, threshold), (required, threshold)
-            compared += len(fast)
+            reference = _by_functions(job, threshold)
+            assert selectors.candidates_matching_job(job=job, threshold=threshold) == reference, (required, threshold)
+            for form in (selectors.FORM_MASK, selectors.FORM_OVERLAP):  # each fast form, whatever the job
+                assert _by_form(job, threshold, form) == reference, (required, threshold, form)
+            compared += len(reference)
     assert compared > 100  # the comparison is not vacuous
 
 
