@@ -7,6 +7,7 @@ from rq import cron
 
 from matching.jobs import refresh_materialized_views, sweep_pending_jobs
 from notifications.jobs import notifications_sweep
+from webhooks.jobs import sweep_events
 
 cron.register(refresh_materialized_views, queue_name="notifications", interval=300)
 # Lost webhook deliveries: active jobs still `pending` after MATCHING_SWEEP_AFTER_SECONDS
@@ -14,3 +15,5 @@ cron.register(refresh_materialized_views, queue_name="notifications", interval=3
 cron.register(sweep_pending_jobs, queue_name="notifications", interval=60)
 # Notification deliveries: abandoned RQ jobs (killed workers) and lost fan-outs.
 cron.register(notifications_sweep, queue_name="notifications", interval=60)
+# Stored webhook events whose processing job was lost (Redis down or emptied, dead worker).
+cron.register(sweep_events, queue_name="notifications", interval=60)

@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from emploiplus.servers import daphne_argv, listening_socket
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMPLOIPLUS_DATA_DIR", BASE_DIR / ".data"))
 PYTHON = sys.executable
@@ -158,9 +160,10 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.stopping = False
 
-    def start(self, name: str, argv: list[str]) -> None:
+    def start(self, name: str, argv: list[str], *, pass_fds: tuple[int, ...] = ()) -> None:
         say(f"starting {name}: {' '.join(argv)}")
-        self.children.append((name, subprocess.Popen(argv, env=self.env, cwd=BASE_DIR, start_new_session=True)))
+        proc = subprocess.Popen(argv, env=self.env, cwd=BASE_DIR, start_new_session=True, pass_fds=pass_fds)
+        self.children.append((name, proc))
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping = True
@@ -218,9 +221,13 @@ def cmd_run(_args: argparse.Namespace) -> int:
         supervisor = Supervisor(env)
         code = 0
         try:
-            supervisor.start(
-                "daphne", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "emploiplus.asgi:application"]
-            )
+            # WEB_CONCURRENCY daphne processes (default 1) share one listening socket.
+            sock = listening_socket("127.0.0.1", int(port))
+            processes = max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
+            for i in range(processes):
+                name = "daphne" if processes == 1 else f"daphne-{i + 1}"
+                supervisor.start(name, daphne_argv(sock, python=PYTHON), pass_fds=(sock.fileno(),))
+            sock.close()
             supervisor.start("rqworker", _manage("rqworker", "notifications", "emails", "sms", "--with-scheduler"))
             supervisor.start("rqcron", _manage("rqcron", "emploiplus.cron"))
             say(f"ready on http://127.0.0.1:{port}/ (admin: `python manage.py dev_admin`; Ctrl-C stops everything)")

@@ -20,6 +20,8 @@ from urllib.parse import urlencode
 
 from django.db import connection
 
+from emploiplus.servers import ASGI_APPLICATION, daphne_argv, listening_socket
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -84,20 +86,40 @@ def stop_process(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: 
 @contextlib.contextmanager
 def daphne_server(**env: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real daphne process on a free port; yields (base URL "127.0.0.1:port", process)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "emploiplus.asgi:application"],
-        cwd=BASE_DIR,
-        env=subprocess_env(**env),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE if os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES") else None,
-    )
+    with daphne_servers(1, **env) as (address, procs):
+        yield address, procs[0]
+
+
+@contextlib.contextmanager
+def daphne_servers(
+    processes: int, *, application: str = ASGI_APPLICATION, **env: str
+) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """`processes` daphne processes sharing one listening socket on a free port (as
+    `make run` with WEB_CONCURRENCY); yields (base URL "127.0.0.1:port", processes)."""
+    sock = listening_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    procs = []
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", 30, proc)
-        yield f"127.0.0.1:{port}", proc
+        for _ in range(processes):
+            procs.append(
+                subprocess.Popen(
+                    daphne_argv(sock, application=application),
+                    cwd=BASE_DIR,
+                    env=subprocess_env(**env),
+                    start_new_session=True,
+                    pass_fds=[sock.fileno()],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE if os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES") else None,
+                )
+            )
+        sock.close()  # the children hold it
+        for proc in procs:  # every process alive, and the socket answers
+            _wait_http(f"http://127.0.0.1:{port}/healthz", 30, proc)
+        yield f"127.0.0.1:{port}", procs
     finally:
-        stop_process(proc)
+        sock.close()
+        for proc in procs:
+            stop_process(proc)
 
 
 @contextlib.contextmanager

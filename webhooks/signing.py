@@ -49,7 +49,7 @@ import functools
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -161,18 +161,24 @@ def _check_static(presented: str, secrets: list[str]) -> int | None:
     return matched
 
 
-def _raw_body(request) -> bytes:
+def payload_too_large() -> WebhookAuthError:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return WebhookAuthError("payload_too_large", 413, f"Webhook bodies are limited to {limit} bytes.")
+
+
+def read_request_body(request) -> bytes:
+    """A Django/DRF request's raw body, or WebhookAuthError 413 past DATA_UPLOAD_MAX_MEMORY_SIZE."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if limit is not None and length > limit:
-        raise WebhookAuthError("payload_too_large", 413, f"Webhook bodies are limited to {limit} bytes.")
+        raise payload_too_large()
     try:
         return request.body
     except RequestDataTooBig as exc:
-        raise WebhookAuthError("payload_too_large", 413, f"Webhook bodies are limited to {limit} bytes.") from exc
+        raise payload_too_large() from exc
 
 
 def verify_webhook_request(request, *, now: float | None = None) -> WebhookProof:
@@ -180,12 +186,24 @@ def verify_webhook_request(request, *, now: float | None = None) -> WebhookProof
 
     `request` is a Django HttpRequest or a DRF Request whose body was not parsed yet.
     """
+    _require_secrets()
+    return verify_webhook(request.headers, read_request_body(request), now=now)
+
+
+def _require_secrets() -> list[str]:
     secrets = configured_secrets()
     if not secrets:
         raise WebhookAuthError(
             "webhook_secret_not_configured", 503, "SUPABASE_WEBHOOK_SECRET is not set: webhooks are refused."
         )
-    headers = request.headers
+    return secrets
+
+
+def verify_webhook(headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> WebhookProof:
+    """The proof that `body` (the raw bytes, already size-checked) was sent by a holder of a
+    configured secret, or WebhookAuthError. `headers` must look names up case-insensitively
+    (Django's `request.headers`, django.utils.datastructures.CaseInsensitiveMapping)."""
+    secrets = _require_secrets()
     sig_header = headers.get("X-Webhook-Signature", "")
     std_id = headers.get("webhook-id", "")
     std_ts = headers.get("webhook-timestamp", "")
@@ -198,7 +216,6 @@ def verify_webhook_request(request, *, now: float | None = None) -> WebhookProof
         raise _missing()
     if max(len(sig_header), len(std_sig), len(static)) > MAX_SIGNATURE_HEADER:
         raise _invalid()
-    body = _raw_body(request)
     failure = _invalid()
 
     if std_sig or std_id or std_ts:

@@ -1,10 +1,11 @@
 from django.urls import re_path
 
-from webhooks.apis import job_notify_webhook, matching_update_webhook, test_webhook
+from webhooks.apis import JobNotifyWebhookApi, MatchingUpdateWebhookApi, TestWebhookApi
 
 # With or without a trailing slash: a POST cannot be redirected to the slashed URL.
+# In the ASGI server these paths are served by webhooks.apis.WebhookConsumer (emploiplus.asgi).
 urlpatterns = [
-    re_path(r"^jobs/notify/?$", job_notify_webhook, name="webhook-jobs-notify"),
-    re_path(r"^matching/update/?$", matching_update_webhook, name="webhook-matching-update"),
-    re_path(r"^test/?$", test_webhook, name="webhook-test"),
+    re_path(r"^jobs/notify/?$", JobNotifyWebhookApi.as_view(), name="webhook-jobs-notify"),
+    re_path(r"^matching/update/?$", MatchingUpdateWebhookApi.as_view(), name="webhook-matching-update"),
+    re_path(r"^test/?$", TestWebhookApi.as_view(), name="webhook-test"),
 ]

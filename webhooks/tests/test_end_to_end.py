@@ -12,6 +12,7 @@ from matching.models import Job, NotificationStatus
 from matching.testing import envelope, set_profile, sign
 from notifications.models import Notification
 from webhooks.models import WebhookEvent, WebhookStatus
+from webhooks.tests.test_consumer import queued_event_ids
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -47,6 +48,8 @@ def test_it_goes_from_a_signed_delivery_to_stored_notifications(httpserver, acme
         assert status == 202 and body["duplicate"] is False
         again_status, again = post(address, "/api/webhooks/jobs/notify", envelope(record))
         assert again_status == 200 and again["duplicate"] is True
+        # The processing job is queued after the answer (in a batch): wait for it.
+        assert queued_event_ids(expected=1) == {body["event_id"]}
     with rq_worker("notifications", burst=True, **env) as worker:
         try:
             worker.wait(timeout=90)
