@@ -13,6 +13,14 @@ def test_it_serves_the_openapi_schema_without_a_token(client):
     assert schema["components"]["securitySchemes"]["SupabaseJWT"]["scheme"] == "bearer"
     for path in ("/api/me/", "/api/feed/", "/api/jobs/", "/api/conversations/", "/api/notifications/"):
         assert path in schema["paths"], path
+    # The signed webhooks too, without the user-token security requirement (none global either).
+    assert "security" not in schema
+    webhook_paths = [p for p in schema["paths"] if p.startswith("/api/webhooks/")]
+    assert len(webhook_paths) == 3, webhook_paths
+    for path in webhook_paths:
+        operation = schema["paths"][path]["post"]
+        assert operation.get("security", []) in ([], [{}]), (path, operation["security"])
+        assert any(p["name"] == "X-Webhook-Signature" for p in operation["parameters"])
 
 
 def test_it_serves_the_docs_page(client):
