@@ -10,7 +10,8 @@ Variants, same client:
 - `new delivery (202)` — a new job INSERT envelope each time (stored + enqueued);
 - `duplicate delivery (200)` — an already stored delivery (unique-key conflict path);
 - `… through Django's HTTP stack` — the same, answered by the DRF view through Django's
-  ASGI handler and middleware (what the webhooks used before webhooks.apis.WebhookConsumer);
+  stock ASGI handler and middleware (before webhooks.apis.WebhookConsumer and
+  emploiplus.handlers.SyncStackASGIHandler);
 - `… 2 processes` — two daphne processes on one socket (`WEB_CONCURRENCY=2`), the
   deployment shape for a machine with more than one core.
 
@@ -109,7 +110,7 @@ def _cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-DJANGO_PATH_ASGI = "bench.webhooks_django_asgi:application"
+DJANGO_PATH_ASGI = "bench.stock_django_asgi:application"
 
 
 def run() -> list[Result]:

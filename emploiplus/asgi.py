@@ -3,14 +3,17 @@
 daphne -b 127.0.0.1 -p 8000 emploiplus.asgi:application
 
 Signed webhooks (`/api/webhooks/…`) skip Django's HTTP stack: a Channels HTTP consumer
-acknowledges them (webhooks.apis, which says why); every other path goes to Django.
+acknowledges them (webhooks.apis, which says why); every other path goes to Django, whose
+middleware chain and view run as one sync call in a thread pool
+(emploiplus.handlers.SyncStackASGIHandler, which says why).
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emploiplus.settings")
+
+from emploiplus.handlers import get_asgi_application
+
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
