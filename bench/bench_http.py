@@ -13,13 +13,9 @@ BENCH_HTTP_REQUESTS per variant (default 4,000 × BENCH_SCALE), one daphne proce
 
 from __future__ import annotations
 
-import http.client
 import os
-import threading
-import time
 
-from bench.bench_webhooks import _cpu_seconds
-from bench.common import Result, summarize
+from bench.common import Result, cpu_seconds, http_load, summarize
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 CONCURRENCY = int(os.environ.get("BENCH_HTTP_CONCURRENCY", "8"))
@@ -32,40 +28,7 @@ ROUTES = ["/healthz", "/api/jobs/?limit=20"]
 
 
 def _get_load(address: str, path: str, count: int) -> tuple[list[float], float]:
-    host, port = address.split(":")
-    latencies: list[float] = []
-    errors: list[int] = []
-    lock = threading.Lock()
-    start = threading.Barrier(CONCURRENCY + 1)
-
-    def client(n: int) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        mine = []
-        start.wait()
-        for _ in range(n):
-            began = time.perf_counter()
-            conn.request("GET", path)
-            response = conn.getresponse()
-            response.read()
-            mine.append(time.perf_counter() - began)
-            if response.status != 200:
-                with lock:
-                    errors.append(response.status)
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(count // CONCURRENCY,)) for _ in range(CONCURRENCY)]
-    for t in threads:
-        t.start()
-    start.wait()
-    began = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - began
-    if errors:
-        raise RuntimeError(f"{len(errors)} unexpected statuses on {path}, e.g. {errors[:5]}")
-    return latencies, wall
+    return http_load(address, [("GET", path, None, {})] * count, concurrency=CONCURRENCY, expect=200)
 
 
 def _jobs() -> int:
@@ -95,9 +58,9 @@ def run() -> list[Result]:
         ):
             for path in ROUTES:
                 _get_load(address, path, 200)  # warm-up
-                cpu_before = _cpu_seconds(procs[0].pid)
+                cpu_before = cpu_seconds(procs[0].pid)
                 latencies, wall = _get_load(address, path, REQUESTS)
-                cpu_ms = (_cpu_seconds(procs[0].pid) - cpu_before) * 1000 / len(latencies)
+                cpu_ms = (cpu_seconds(procs[0].pid) - cpu_before) * 1000 / len(latencies)
                 results.append(
                     summarize(
                         f"http{path.split('?')[0].replace('/', '.').rstrip('.')}",

@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import os
-import threading
-import time
 import uuid
 
-from bench.common import Result, summarize
+from bench.common import Result, cpu_seconds, http_load, summarize
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8"))
@@ -61,53 +58,9 @@ def _delivery(company_id: str) -> bytes:
 
 
 def _load(address: str, path: str, bodies: list[bytes], expect: int) -> tuple[list[float], float]:
-    """Send every body once with CONCURRENCY keep-alive clients; (latencies, wall seconds)."""
-    host, port = address.split(":")
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    chunks = [bodies[i::CONCURRENCY] for i in range(CONCURRENCY)]
-    prepared = [[(body, _signed(body)) for body in chunk] for chunk in chunks]
-    start = threading.Barrier(CONCURRENCY + 1)
-
-    def client(items):
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        mine = []
-        start.wait()
-        for body, headers in items:
-            began = time.perf_counter()
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            mine.append(time.perf_counter() - began)
-            if response.status != expect:
-                with lock:
-                    errors.append(f"{response.status}")
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(items,)) for items in prepared]
-    for t in threads:
-        t.start()
-    start.wait()
-    began = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - began
-    if errors:
-        raise RuntimeError(f"{len(errors)} unexpected statuses on {path}, e.g. {errors[:5]}")
-    return latencies, wall
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to tell server cost from machine load."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
+    """POST every body once, signed, with CONCURRENCY keep-alive clients; (latencies, wall seconds)."""
+    requests = [("POST", path, body, _signed(body)) for body in bodies]
+    return http_load(address, requests, concurrency=CONCURRENCY, expect=expect)
 
 
 DJANGO_PATH_ASGI = "bench.stock_django_asgi:application"
@@ -129,9 +82,9 @@ def run() -> list[Result]:
     sent = 0
 
     def measure(address, procs, name, path, bodies, expect):
-        cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
+        cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         latencies, wall = _load(address, path, bodies, expect)
-        cpu_ms = (sum(_cpu_seconds(p.pid) for p in procs) - cpu_before) * 1000 / len(latencies)
+        cpu_ms = (sum(cpu_seconds(p.pid) for p in procs) - cpu_before) * 1000 / len(latencies)
         results.append(
             summarize(
                 "webhooks.ingest",

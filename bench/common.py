@@ -1,10 +1,13 @@
-"""Shared pieces of the benchmarks: timing, statistics, result rows, machine description."""
+"""Shared pieces of the benchmarks: timing, statistics, result rows, machine description,
+HTTP load against a real server."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -64,3 +67,57 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
     }
+
+
+# (method, path, body, headers) of one HTTP request.
+Request = tuple[str, str, bytes | None, dict[str, str]]
+
+
+def http_load(address: str, requests: list[Request], *, concurrency: int, expect: int) -> tuple[list[float], float]:
+    """Send every request once from `concurrency` client threads, each with its own keep-alive
+    connection, all starting together; (latencies in s, wall seconds). RuntimeError if any
+    answer is not `expect`."""
+    host, port = address.split(":")
+    latencies: list[float] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(concurrency + 1)
+
+    def client(items: list[Request]) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        mine = []
+        start.wait()
+        for method, path, body, headers in items:
+            began = time.perf_counter()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - began)
+            if response.status != expect:
+                with lock:
+                    errors.append(response.status)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(requests[i::concurrency],)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(f"{len(errors)} unexpected statuses (expected {expect}), e.g. {errors[:5]}")
+    return latencies, wall
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to tell server cost from machine load."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
