@@ -117,6 +117,15 @@ def _route_of(path: str) -> str | None:
     return tail if tail in ROUTES else None
 
 
+def _headers(scope: dict[str, Any]) -> CaseInsensitiveMapping:
+    """The request headers by name, case-insensitive; a repeated header's values joined with
+    "," as Django's ASGIRequest does."""
+    values: dict[str, list[str]] = {}
+    for name, value in scope.get("headers", []):
+        values.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return CaseInsensitiveMapping({name: ",".join(parts) for name, parts in values.items()})
+
+
 class WebhookConsumer(AsyncHttpConsumer):
     """/api/webhooks/* in the ASGI server. Same answers as the DRF views; 404 for an unknown
     route, 405 for another method than POST, 413 past DATA_UPLOAD_MAX_MEMORY_SIZE (checked
@@ -167,9 +176,7 @@ class WebhookConsumer(AsyncHttpConsumer):
                     extra_headers=[(b"allow", b"POST")],
                 )
             self.route = route
-            self.headers = CaseInsensitiveMapping(
-                {k.decode("latin-1"): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
-            )
+            self.headers = _headers(self.scope)
             try:
                 declared = int(self.headers.get("Content-Length") or 0)
             except ValueError:
