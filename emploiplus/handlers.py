@@ -9,7 +9,7 @@ of a cheap request's cost (bench/bench_http.py measures both handlers in one run
 
 `SyncStackASGIHandler` loads the same middleware in sync mode and runs chain + view in
 *one* `sync_to_async(thread_sensitive=False)` call on a fixed pool of `HTTP_THREADS`
-threads (default 16, below DB_POOL_MAX_SIZE's 20 connections per process). Behaviour is
+threads (default 16; settings check it fits in DB_POOL_MAX_SIZE). Behaviour is
 Django's sync behaviour — the one `manage.py runserver` under WSGI and the test client
 have: one thread runs the request from the first middleware to the response; its
 database connection is given back to the pool around the request (the request_started /
@@ -21,10 +21,10 @@ our HTTP views are sync.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections
 
@@ -34,9 +34,7 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 def _executor() -> ThreadPoolExecutor:
     global _EXECUTOR
     if _EXECUTOR is None:
-        _EXECUTOR = ThreadPoolExecutor(
-            max_workers=max(1, int(os.environ.get("HTTP_THREADS", "16"))), thread_name_prefix="http"
-        )
+        _EXECUTOR = ThreadPoolExecutor(max_workers=settings.HTTP_THREADS, thread_name_prefix="http")
     return _EXECUTOR
 
 

@@ -73,6 +73,18 @@ _db["OPTIONS"].setdefault("connect_timeout", 5)
 # connections (CONN_MAX_AGE) would open one connection per request and leak them.
 # A psycopg pool per process instead: connections are borrowed per request and returned.
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+# Threads of a server process that hold a connection at once: Django's HTTP stack
+# (emploiplus.handlers) and the webhook consumer (webhooks.apis); the WebSocket consumers'
+# database_sync_to_async thread and one spare come on top.
+HTTP_THREADS = env.int("HTTP_THREADS", default=16)
+WEBHOOK_DB_THREADS = env.int("WEBHOOK_DB_THREADS", default=2)
+if HTTP_THREADS < 1 or WEBHOOK_DB_THREADS < 0:
+    raise ImproperlyConfigured("HTTP_THREADS must be ≥ 1 and WEBHOOK_DB_THREADS ≥ 0.")
+if DB_POOL_MAX_SIZE > 0 and HTTP_THREADS + WEBHOOK_DB_THREADS + 2 > DB_POOL_MAX_SIZE:
+    raise ImproperlyConfigured(
+        f"HTTP_THREADS ({HTTP_THREADS}) + WEBHOOK_DB_THREADS ({WEBHOOK_DB_THREADS}) + 2 exceeds "
+        f"DB_POOL_MAX_SIZE ({DB_POOL_MAX_SIZE}): requests would wait for a database connection."
+    )
 if DB_POOL_MAX_SIZE > 0:
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}

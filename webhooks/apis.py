@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -79,18 +78,18 @@ def webhook_response(
 
 # --- ASGI path ------------------------------------------------------------------------
 
-_POOL = ThreadPoolExecutor(
-    max_workers=max(1, int(os.environ.get("WEBHOOK_DB_THREADS", "2"))), thread_name_prefix="webhooks-db"
-)
+_POOL: ThreadPoolExecutor | None = None
 
 
-def _pool_enabled() -> bool:
-    """WEBHOOK_DB_THREADS=0 (setting or env) runs the work through sync_to_async instead;
-    in-process consumer tests use that."""
-    value = getattr(settings, "WEBHOOK_DB_THREADS", None)
-    if value is None:
-        value = os.environ.get("WEBHOOK_DB_THREADS", "2")
-    return int(value) > 0
+def _pool() -> ThreadPoolExecutor | None:
+    """The consumer's threads (WEBHOOK_DB_THREADS, default 2); None when set to 0 (the work
+    then runs through sync_to_async: in-process consumer tests)."""
+    global _POOL
+    if settings.WEBHOOK_DB_THREADS <= 0:
+        return None
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=settings.WEBHOOK_DB_THREADS, thread_name_prefix="webhooks-db")
+    return _POOL
 
 
 def _in_pool_thread(fn: Callable[[], Any]) -> Any:
@@ -104,9 +103,10 @@ def _in_pool_thread(fn: Callable[[], Any]) -> Any:
 
 
 async def _run(fn: Callable[[], Any]) -> Any:
-    if not _pool_enabled():
+    pool = _pool()
+    if pool is None:
         return await sync_to_async(_in_pool_thread, thread_sensitive=True)(fn)
-    return await asyncio.get_running_loop().run_in_executor(_POOL, _in_pool_thread, fn)
+    return await asyncio.get_running_loop().run_in_executor(pool, _in_pool_thread, fn)
 
 
 def _route_of(path: str) -> str | None:
