@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.db import close_old_connections
+from django.db import close_old_connections, reset_queries
 
 _EXECUTOR: ThreadPoolExecutor | None = None
 
@@ -43,6 +43,9 @@ class SyncStackASGIHandler(ASGIHandler):
         super().load_middleware(is_async=False)
 
     def _get_response_in_thread(self, request):
+        # What the request_started / request_finished receivers do, in the thread that
+        # uses the connection (Django sends those signals from another thread here).
+        reset_queries()
         close_old_connections()
         try:
             return self.get_response(request)
