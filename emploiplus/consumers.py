@@ -37,6 +37,14 @@ from emploiplus.errors import ApplicationError
 
 log = logging.getLogger(__name__)
 
+try:  # what daphne raises when sending on a WebSocket the client already closed
+    from autobahn.exception import Disconnected as ClientGone
+except ImportError:  # another ASGI server
+
+    class ClientGone(Exception):  # type: ignore[no-redef]
+        pass
+
+
 CLOSE_UNAUTHENTICATED = 4401
 MAX_FRAME_BYTES = 64 * 1024
 
@@ -171,7 +179,15 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     # --- frames out -----------------------------------------------------------------
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":"), default=str))
+        text = json.dumps(frame, separators=(",", ":"), default=str)
+        try:
+            await self.send(text_data=text)
+        except ClientGone:
+            # The client closed between this event's arrival and its send (daphne raises
+            # autobahn's Disconnected). Dropping the frame is all there is to do: the
+            # websocket.disconnect message that follows runs the cleanup (presence, rooms).
+            # Letting it raise would kill the consumer and skip that cleanup.
+            log.debug("frame dropped: the client is gone")
 
     async def send_event(self, event: str, data: dict[str, Any]) -> None:
         await self.send_frame({"event": event, "data": data})

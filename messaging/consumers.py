@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 db = functools.partial(database_sync_to_async, thread_sensitive=False)
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
 MAX_PRESENCE_IDS_PER_FRAME = 200
 MAX_PRESENCE_SUBSCRIPTIONS = 1000
 
@@ -52,6 +53,13 @@ class PresenceTrackingMixin:
                     await self.disconnect(CLOSE_GOING_AWAY)
                 with contextlib.suppress(Exception):
                     await self.close(code=CLOSE_GOING_AWAY)
+            raise
+        except Exception:
+            # A consumer that crashes never gets its websocket.disconnect: release its
+            # presence now, or its heartbeat would keep the user online for ever.
+            if getattr(self, "user", None) is not None and not getattr(self, "_disconnected", False):
+                with contextlib.suppress(Exception):
+                    await self.disconnect(CLOSE_INTERNAL_ERROR)
             raise
 
     async def disconnect(self, code: int) -> None:

@@ -108,3 +108,51 @@ async def test_it_caps_subscriptions_per_connection(alice):
         assert await tab.nothing()
     finally:
         await tab.close()
+
+
+def _transport_that_closes(app, closed: asyncio.Event):
+    """The ASGI app behind a transport that, once `closed` is set, refuses to send like
+    daphne on a socket the client already closed (autobahn's Disconnected)."""
+    from emploiplus.consumers import ClientGone
+
+    async def wrapped(scope, receive, send):
+        async def guarded_send(message):
+            if closed.is_set() and message["type"] == "websocket.send":
+                raise ClientGone("Attempt to send on a closed protocol")
+            await send(message)
+
+        return await app(scope, receive, guarded_send)
+
+    return wrapped
+
+
+async def test_an_event_for_a_tab_closed_meanwhile_neither_crashes_it_nor_keeps_the_user_online(alice, bob):
+    """Seen over real daphne: bob closes his tab while an event for him is on its way; the
+    send raised, the consumer died without its disconnect, and bob stayed online for ever."""
+    from channels.testing import WebsocketCommunicator
+
+    from accounts.testing import token_for
+    from emploiplus.asgi import application
+    from messaging.services import conversation_get_or_create_direct
+
+    direct, _ = await asyncio.to_thread(conversation_get_or_create_direct, user=alice, other_user_id=bob.pk)
+    watcher = await ws(P, alice)
+    alice_tab = await ws(M, alice)
+    closed = asyncio.Event()
+    bob_tab = WebsocketCommunicator(_transport_that_closes(application, closed), f"{M}?token={token_for(bob)}")
+    try:
+        await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})
+        await watcher.recv_event("presence_state")
+        assert (await bob_tab.connect(timeout=5))[0]
+        await watcher.recv_event("user_online")
+
+        closed.set()  # bob's browser is gone; daphne has not told the consumer yet
+        await alice_tab.call_ok("send_message", {"conversationId": str(direct.id), "content": "Tu es là ?"})
+        await asyncio.sleep(0.3)  # the new_message reaches bob's consumer and cannot be sent
+
+        await bob_tab.disconnect()  # the websocket.disconnect that follows: no crash re-raised here
+        assert (await watcher.recv_event("user_offline"))["data"]["userId"] == str(bob.pk)
+        assert presence.online_user_ids([bob.pk]) == set()
+    finally:
+        await alice_tab.close()
+        await watcher.close()
