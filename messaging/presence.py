@@ -284,10 +284,20 @@ async def disconnect(*, user_id: object, connection_id: str) -> bool:
     return bool(went_offline)
 
 
-async def heartbeat(connections: dict[str, tuple[str, str]]) -> None:
-    """Refresh this process's connections (one pipelined round trip)."""
+async def heartbeat(
+    connections: dict[str, tuple[str, str]], *, snapshot: list[tuple[str, tuple[str, str]]] | None = None
+) -> None:
+    """Refresh this process's connections (one pipelined round trip).
+
+    `connections` is the live registry; `snapshot` (default: taken now) the entries the
+    TOUCH is built from. A tab that closes while the TOUCH is in flight may see its LEAVE
+    run first and the TOUCH re-add it: such ids (in the snapshot, gone from the registry
+    by the time the answer comes) are left again, and announced as the registry's
+    disconnect would have."""
+    if snapshot is None:
+        snapshot = list(connections.items())
     by_user: dict[str, tuple[str, list[str]]] = {}
-    for connection_id, (uid, email) in list(connections.items()):
+    for connection_id, (uid, email) in snapshot:
         by_user.setdefault(uid, (email, []))[1].append(connection_id)
     if not by_user:
         return
@@ -296,10 +306,18 @@ async def heartbeat(connections: dict[str, tuple[str, str]]) -> None:
         for uid, (_email, conn_ids) in by_user.items():
             pipe.eval(TOUCH, 2, connections_key(uid), online_index_key(), ttl, uid, *conn_ids)
         results: list[Any] = await pipe.execute()
-    # A user swept while this process was stalled (longer than the TTL) is back.
-    for (uid, (email, _)), became_online in zip(by_user.items(), results, strict=True):
-        if became_online:
-            await _announce_online(uid, email)
+    for (uid, (email, conn_ids)), became_online in zip(by_user.items(), results, strict=True):
+        left = [c for c in conn_ids if c not in connections]
+        went_offline = False
+        for connection_id in left:
+            if await _aredis().eval(LEAVE, 2, connections_key(uid), online_index_key(), uid, connection_id):
+                went_offline = True
+        if became_online and len(left) < len(conn_ids):
+            await _announce_online(uid, email)  # a user swept while this process was stalled is back
+        elif went_offline and not became_online:
+            await _announce_offline(uid)  # their last tab left while the TOUCH was in flight
+        # became_online with every tab gone: the TOUCH only undid a LEAVE that had already
+        # announced user_offline; leaving again restored that state, nothing to announce.
 
 
 async def sweep(batch: int = 500) -> list[str]:

@@ -156,3 +156,40 @@ async def test_an_event_for_a_tab_closed_meanwhile_neither_crashes_it_nor_keeps_
     finally:
         await alice_tab.close()
         await watcher.close()
+
+
+async def test_a_heartbeat_landing_after_a_tab_left_does_not_bring_it_back(alice, bob):
+    """The interleaving of a real race, played in order: the heartbeat's TOUCH is built from
+    the registry, the tab closes (LEAVE) while it is in flight, then the TOUCH lands."""
+    from messaging.presence import _registry, connections_key
+
+    watcher = await ws(P, alice)
+    try:
+        await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})
+        await watcher.recv_event("presence_state")
+        registry = _registry()
+
+        # One tab: it leaves, the late TOUCH must not resurrect it (nor announce user_online).
+        await presence.connect(user_id=bob.pk, email=bob.email, connection_id="tab-1")
+        await watcher.recv_event("user_online")
+        in_flight = list(registry.connections.items())
+        await presence.disconnect(user_id=bob.pk, connection_id="tab-1")
+        await watcher.recv_event("user_offline")
+        await presence.heartbeat(registry.connections, snapshot=in_flight)
+        assert presence.online_user_ids([bob.pk]) == set()
+        assert await watcher.nothing()
+
+        # Two tabs, one leaves: the other keeps bob online, the one that left stays gone.
+        await presence.connect(user_id=bob.pk, email=bob.email, connection_id="tab-2")
+        await presence.connect(user_id=bob.pk, email=bob.email, connection_id="tab-3")
+        await watcher.recv_event("user_online")
+        in_flight = list(registry.connections.items())
+        await presence.disconnect(user_id=bob.pk, connection_id="tab-2")
+        await presence.heartbeat(registry.connections, snapshot=in_flight)
+        assert presence.online_user_ids([bob.pk]) == {str(bob.pk)}
+        assert get_redis().zrange(connections_key(bob.pk), 0, -1) == [b"tab-3"]
+        assert await watcher.nothing()
+        await presence.disconnect(user_id=bob.pk, connection_id="tab-3")
+        await watcher.recv_event("user_offline")
+    finally:
+        await watcher.close()
