@@ -222,7 +222,10 @@ def cmd_run(_args: argparse.Namespace) -> int:
         code = 0
         try:
             # WEB_CONCURRENCY daphne processes (default 1) share one listening socket.
-            sock = listening_socket("127.0.0.1", int(port))
+            try:
+                sock = listening_socket("127.0.0.1", int(port))
+            except (OSError, ValueError) as exc:
+                fail(f"cannot listen on 127.0.0.1:{port} ({exc}); set PORT to a free port")
             processes = max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
             for i in range(processes):
                 name = "daphne" if processes == 1 else f"daphne-{i + 1}"
