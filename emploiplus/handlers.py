@@ -21,13 +21,16 @@ our HTTP views are sync.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections, reset_queries
 
+T = TypeVar("T")
 _EXECUTOR: ThreadPoolExecutor | None = None
 
 
@@ -38,22 +41,30 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
+def as_a_request(fn: Callable[[], T]) -> T:
+    # What the request_started / request_finished receivers do, in the thread that uses the
+    # connection (Django sends those signals from another thread, or not at all, here).
+    reset_queries()
+    close_old_connections()
+    try:
+        return fn()
+    finally:
+        close_old_connections()
+
+
+async def run_in_pool(fn: Callable[[], T]) -> T:
+    """Run sync `fn` on the HTTP_THREADS pool with the database connection handled as around
+    a Django request (`as_a_request`, which the webhook consumer's own pool uses too).
+    Through sync_to_async, so `async_to_sync` inside `fn` runs on the calling event loop."""
+    return await sync_to_async(as_a_request, thread_sensitive=False, executor=_executor())(fn)
+
+
 class SyncStackASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
-    def _get_response_in_thread(self, request):
-        # What the request_started / request_finished receivers do, in the thread that
-        # uses the connection (Django sends those signals from another thread here).
-        reset_queries()
-        close_old_connections()
-        try:
-            return self.get_response(request)
-        finally:
-            close_old_connections()
-
     async def get_response_async(self, request):
-        return await sync_to_async(self._get_response_in_thread, thread_sensitive=False, executor=_executor())(request)
+        return await run_in_pool(lambda: self.get_response(request))
 
 
 def get_asgi_application() -> SyncStackASGIHandler:

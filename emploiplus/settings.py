@@ -78,8 +78,8 @@ DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
 # database_sync_to_async thread and one spare come on top.
 HTTP_THREADS = env.int("HTTP_THREADS", default=16)
 WEBHOOK_DB_THREADS = env.int("WEBHOOK_DB_THREADS", default=2)
-if HTTP_THREADS < 1 or WEBHOOK_DB_THREADS < 0:
-    raise ImproperlyConfigured("HTTP_THREADS must be ≥ 1 and WEBHOOK_DB_THREADS ≥ 0.")
+if HTTP_THREADS < 1 or WEBHOOK_DB_THREADS < 1:
+    raise ImproperlyConfigured("HTTP_THREADS and WEBHOOK_DB_THREADS must be ≥ 1.")
 if DB_POOL_MAX_SIZE > 0 and HTTP_THREADS + WEBHOOK_DB_THREADS + 2 > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
         f"HTTP_THREADS ({HTTP_THREADS}) + WEBHOOK_DB_THREADS ({WEBHOOK_DB_THREADS}) + 2 exceeds "

@@ -22,16 +22,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils.datastructures import CaseInsensitiveMapping
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -41,6 +39,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from emploiplus.errors import ApplicationError
+from emploiplus.handlers import as_a_request
 from webhooks import services
 from webhooks.signing import WebhookAuthError, payload_too_large, read_request_body, verify_webhook
 
@@ -81,32 +80,13 @@ def webhook_response(
 _POOL: ThreadPoolExecutor | None = None
 
 
-def _pool() -> ThreadPoolExecutor | None:
-    """The consumer's threads (WEBHOOK_DB_THREADS, default 2); None when set to 0 (the work
-    then runs through sync_to_async: in-process consumer tests)."""
+def _pool() -> ThreadPoolExecutor:
+    """The consumer's own threads (WEBHOOK_DB_THREADS, default 2): deliveries keep flowing
+    while slow REST requests hold the HTTP pool."""
     global _POOL
-    if settings.WEBHOOK_DB_THREADS <= 0:
-        return None
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=settings.WEBHOOK_DB_THREADS, thread_name_prefix="webhooks-db")
     return _POOL
-
-
-def _in_pool_thread(fn: Callable[[], Any]) -> Any:
-    # These threads live as long as the process: apply CONN_MAX_AGE / health checks (and
-    # give pooled connections back) the way Django does around a request.
-    close_old_connections()
-    try:
-        return fn()
-    finally:
-        close_old_connections()
-
-
-async def _run(fn: Callable[[], Any]) -> Any:
-    pool = _pool()
-    if pool is None:
-        return await sync_to_async(_in_pool_thread, thread_sensitive=True)(fn)
-    return await asyncio.get_running_loop().run_in_executor(pool, _in_pool_thread, fn)
 
 
 def _route_of(path: str) -> str | None:
@@ -144,7 +124,7 @@ class WebhookConsumer(AsyncHttpConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # AsyncConsumer.dispatch runs close_old_connections() through sync_to_async before
         # every message (~5 % of a delivery's CPU); this consumer never uses a connection in
-        # that thread — its database work runs in _POOL, whose threads close their own.
+        # that thread — its database work runs in _pool() through as_a_request, which does it.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -193,7 +173,10 @@ class WebhookConsumer(AsyncHttpConsumer):
 
     async def handle(self, body: bytes) -> None:
         try:
-            status, payload = await _run(lambda: webhook_response(self.route, self.headers, body, batched=True))
+            # Plain run_in_executor: nothing in here needs async_to_sync (cheaper than sync_to_async).
+            status, payload = await asyncio.get_running_loop().run_in_executor(
+                _pool(), as_a_request, lambda: webhook_response(self.route, self.headers, body, batched=True)
+            )
         except Exception:
             logger.exception("webhook %s: unexpected error", self.route)
             status, payload = 500, {"detail": "Erreur interne du serveur.", "code": "server_error"}

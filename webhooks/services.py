@@ -450,8 +450,16 @@ def webhook_sweep(*, older_than_seconds: int | None = None, stuck_after_seconds:
     mid-way; it goes back to `received` (the pipeline is idempotent). Both are queued
     again; a job that finds its event already taken or done does nothing. Returns the ids.
     """
-    older = older_than_seconds if older_than_seconds is not None else _setting("WEBHOOK_SWEEP_AFTER_SECONDS", 60)
-    stuck = stuck_after_seconds if stuck_after_seconds is not None else _setting("WEBHOOK_STUCK_AFTER_SECONDS", 900)
+    older = (
+        older_than_seconds
+        if older_than_seconds is not None
+        else matching.settings_int("WEBHOOK_SWEEP_AFTER_SECONDS", 60)
+    )
+    stuck = (
+        stuck_after_seconds
+        if stuck_after_seconds is not None
+        else matching.settings_int("WEBHOOK_STUCK_AFTER_SECONDS", 900)
+    )
     now = timezone.now()
     events = WebhookEvent.objects.order_by("updated_at")
     with transaction.atomic():
@@ -472,9 +480,3 @@ def webhook_sweep(*, older_than_seconds: int | None = None, stuck_after_seconds:
     if ids:
         logger.warning("webhook sweep: queued %d lost event(s) again (%d abandoned mid-way)", len(ids), len(abandoned))
     return ids
-
-
-def _setting(name: str, default: int) -> int:
-    from django.conf import settings
-
-    return int(getattr(settings, name, default))

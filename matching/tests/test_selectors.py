@@ -86,10 +86,7 @@ def test_it_uses_the_gin_index_for_the_prefilter(acme):
 
 def _by_functions(job, threshold):
     """The per-row function form (match_skill_score, match_matched_skills …) with the GIN prefilter."""
-    params = selectors.job_match_params(job, threshold=threshold)
-    with selectors.matching_cursor() as cursor:
-        cursor.execute(selectors.candidates_for_job_sql(prefilter=True) + " ORDER BY score DESC, candidate_id", params)
-        return [selectors.Match(*row) for row in cursor.fetchall()]
+    return _by_form(job, threshold, selectors.FORM_FUNCTIONS)
 
 
 def _by_form(job, threshold, form):
