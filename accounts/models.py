@@ -118,6 +118,9 @@ class Candidate(TimestampedModel):
     notifications_enabled = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set with the profile change that queued a re-match, cleared by the re-match: one still
+    # set a while later was lost (Redis down at enqueue, dead worker) and the sweep runs it.
+    rematch_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Maintained by the candidates_search_vector trigger (accounts migration 0002).
     search_vector = SearchVectorField(null=True, editable=False)
 
@@ -139,6 +142,11 @@ class Candidate(TimestampedModel):
         indexes = [
             GinIndex(fields=["skills"], name="idx_candidates_skills_gin"),
             GinIndex(fields=["search_vector"], name="idx_candidates_search_gin"),
+            models.Index(
+                fields=["rematch_requested_at"],
+                condition=Q(rematch_requested_at__isnull=False),
+                name="idx_candidates_rematch_due",
+            ),
         ]
 
     def __str__(self) -> str:

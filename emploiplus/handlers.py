@@ -4,31 +4,40 @@ Under ASGI, Django's own handler (`get_asgi_application()`) runs the middleware 
 async mode. Every middleware built on MiddlewareMixin — Django's own: security, sessions,
 common, CSRF, authentication, messages, clickjacking — then runs each of its hooks through
 `sync_to_async`, a hop to a thread created for the request, and the sync view is one more
-hop. With our 8 middleware that is ~2.5 ms of CPU per request before any work, i.e. most
-of a cheap request's cost (bench/bench_http.py measures both handlers in one run).
+hop; it also starts a task per request to listen for a disconnect, and closes the response
+through one more hop. With our 8 middleware that was ~2.5 ms of CPU per request before any
+work, i.e. most of a cheap request's cost (bench/bench_http.py measures both in one run).
 
-`SyncStackASGIHandler` loads the same middleware in sync mode and runs chain + view in
-*one* `sync_to_async(thread_sensitive=False)` call on a fixed pool of `HTTP_THREADS`
-threads (default 16; settings check it fits in DB_POOL_MAX_SIZE). Behaviour is
-Django's sync behaviour — the one `manage.py runserver` under WSGI and the test client
-have: one thread runs the request from the first middleware to the response; its
-database connection is given back to the pool around the request (the request_started /
-request_finished signals Django sends from the event loop's side do not reach this
-thread); `async_to_sync` in a view (the channel-layer broadcasts) runs on the server's
-event loop, as before. An async view still works (Django wraps it with async_to_sync), but
-our HTTP views are sync.
+`SyncStackASGIHandler` serves every HTTP route (the REST API, the admin, the signed
+webhooks: one path for all) as Django's WSGI handler does, in *one* hop to a fixed pool of
+`HTTP_THREADS` threads (default 16; settings check it fits in DB_POOL_MAX_SIZE): the thread
+sends `request_started` (reset queries, check the connection), runs the sync middleware
+chain and the view, closes the response (`request_finished`: the database connection goes
+back to the pool) unless it streams. A view's `async_to_sync` runs on the server's event
+loop, as before. An async view still works (Django wraps it with async_to_sync), but our
+HTTP views are sync.
+
+Bodies: a request whose `Content-Length` exceeds DATA_UPLOAD_MAX_MEMORY_SIZE (1 MiB), or
+whose body grows past it while being read (chunked), is answered 413 before it is read
+whole (Django's own handler would spool it to disk first); the API and the webhooks have
+no file uploads.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
-from django.db import close_old_connections, reset_queries
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import HttpResponse
+from django.urls import set_script_prefix
 
 T = TypeVar("T")
 _EXECUTOR: ThreadPoolExecutor | None = None
@@ -41,30 +50,96 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
-def as_a_request(fn: Callable[[], T]) -> T:
-    # What the request_started / request_finished receivers do, in the thread that uses the
-    # connection (Django sends those signals from another thread, or not at all, here).
-    reset_queries()
-    close_old_connections()
-    try:
-        return fn()
-    finally:
-        close_old_connections()
-
-
 async def run_in_pool(fn: Callable[[], T]) -> T:
-    """Run sync `fn` on the HTTP_THREADS pool with the database connection handled as around
-    a Django request (`as_a_request`, which the webhook consumer's own pool uses too).
-    Through sync_to_async, so `async_to_sync` inside `fn` runs on the calling event loop."""
-    return await sync_to_async(as_a_request, thread_sensitive=False, executor=_executor())(fn)
+    """Run sync `fn` on the HTTP_THREADS pool. Through sync_to_async, so `async_to_sync`
+    inside `fn` runs on the calling event loop."""
+    return await sync_to_async(fn, thread_sensitive=False, executor=_executor())()
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def payload_too_large_response() -> HttpResponse:
+    """413 in both error shapes: the API's `{detail, code}` and the webhooks' `{error}`."""
+    body = {
+        "detail": "Corps de requête trop volumineux (1 Mio au plus).",
+        "code": "payload_too_large",
+        "error": "payload_too_large",
+    }
+    return HttpResponse(json.dumps(body, ensure_ascii=False), status=413, content_type="application/json")
 
 
 class SyncStackASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
-    async def get_response_async(self, request):
-        return await run_in_pool(lambda: self.get_response(request))
+    async def handle(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive, scope)
+        except _BodyTooLarge:
+            await self.send_response(payload_too_large_response(), send)
+            return
+        except RequestAborted:  # the client went away while sending
+            return
+        try:
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                await self.send_response(error_response, send)
+                return
+            prefix = get_script_prefix(scope)
+            response = await run_in_pool(lambda: self._respond(request, prefix))
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await run_in_pool(response.close)
+        finally:
+            body_file.close()
+
+    def _respond(self, request, prefix: str):
+        """In a pool thread: what Django's WSGIHandler does around a request."""
+        set_script_prefix(prefix)
+        signals.request_started.send(sender=self.__class__, environ=request.META)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            signals.request_finished.send(sender=self.__class__)
+            raise
+        response._handler_class = self.__class__
+        if not response.streaming:
+            response.close()  # request_finished: the connection goes back to the pool
+        return response
+
+    async def read_body(self, receive, scope=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and scope is not None:
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length":
+                    try:
+                        declared = int(value)
+                    except ValueError:
+                        declared = 0
+                    if declared > limit:
+                        raise _BodyTooLarge()
+                    break
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")  # noqa: SIM115 - returned open
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if limit is not None and received > limit:
+                body_file.close()
+                raise _BodyTooLarge()
+            body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
 
 
 def get_asgi_application() -> SyncStackASGIHandler:

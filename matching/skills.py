@@ -115,7 +115,3 @@ def skills_normalize(raw: Iterable[str] | str | None) -> list[str]:
 def same_skills(a: Iterable[str] | None, b: Iterable[str] | None) -> bool:
     """Set comparison after normalisation (order and duplicates do not matter)."""
     return set(skills_normalize(list(a or []))) == set(skills_normalize(list(b or [])))
-
-
-# Name used by other apps (notifications' filters); same function.
-normalize_skills = skills_normalize

@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
-
+from emploiplus import effects
 from emploiplus.consumers import EventConsumer
 from emploiplus.errors import ApplicationError, Forbidden
-from emploiplus.events import abroadcast, conversation_group, presence_group, user_group
+from emploiplus.events import conversation_group, presence_group, user_group
 from messaging import presence, selectors, services
 from messaging.selectors import iso, message_payload, parse_uuid
 
 log = logging.getLogger(__name__)
-
-# Database work runs in the executor's thread pool rather than asgiref's single
-# thread-sensitive thread: sends from many sockets of one process then overlap (each
-# thread has its own connection). Every service is one transaction, safe in any thread.
-db = functools.partial(database_sync_to_async, thread_sensitive=False)
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
@@ -103,33 +96,17 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
         await super().emploiplus_event(message)
 
     # --- helpers --------------------------------------------------------------------
-    async def _service(self, fn, **kwargs):
-        """Run a write service in a database thread; its after-commit frames (and offline
-        pushes) are then sent from this event loop (`services.publish`), not by hopping
-        back from the thread. They still leave only once the write has committed."""
-        sink: list = []
-        token = services.event_sink.set(sink)
-        try:
-            result = await db(fn)(**kwargs)
-        finally:
-            services.event_sink.reset(token)
-        if sink:
-            # Shielded: a consumer cancelled now (server shutdown) still announces what
-            # has been committed.
-            await asyncio.shield(services.publish(sink))
-        return result
-
     async def _participant_conversation(self, data: dict[str, Any]) -> str:
         conversation_id = str(parse_uuid(data.get("conversationId"), field="conversationId"))
         if conversation_id not in self.known_conversations:
-            allowed = await db(selectors.is_participant)(user=self.user, conversation_id=conversation_id)
+            allowed = await effects.run_sync(selectors.is_participant, user=self.user, conversation_id=conversation_id)
             if not allowed:
                 raise Forbidden("Vous ne participez pas à cette conversation.")
             self.known_conversations.add(conversation_id)
         return conversation_id
 
     async def _announce_room(self, conversation_id: str, event: str) -> None:
-        await abroadcast(
+        await effects.abroadcast(
             conversation_group(conversation_id),
             event,
             {
@@ -138,7 +115,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
                 "email": self.user.email,
                 "timestamp": presence.now_iso(),
             },
-            exclude_channel=self.channel_name,
+            exclude=self.channel_name,
         )
 
     # --- events ---------------------------------------------------------------------
@@ -160,7 +137,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
 
     async def on_typing(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = await self._participant_conversation(data)
-        await abroadcast(
+        await effects.abroadcast(
             conversation_group(conversation_id),
             "user_typing",
             {
@@ -170,13 +147,13 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
                 "isTyping": bool(data.get("isTyping", True)),
                 "timestamp": presence.now_iso(),
             },
-            exclude_channel=self.channel_name,
+            exclude=self.channel_name,
         )
         return {}
 
     async def on_send_message(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = parse_uuid(data.get("conversationId"), field="conversationId")
-        message, created = await self._service(
+        message, created = await effects.run_sync(
             services.message_send,
             user=self.user,
             conversation_id=conversation_id,
@@ -188,7 +165,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
 
     async def on_mark_as_read(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = parse_uuid(data.get("conversationId"), field="conversationId")
-        return await self._service(
+        return await effects.run_sync(
             services.messages_mark_read,
             user=self.user,
             conversation_id=conversation_id,
@@ -197,7 +174,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
 
     async def on_delete_message(self, data: dict[str, Any]) -> dict[str, Any]:
         message_id = parse_uuid(data.get("messageId"), field="messageId")
-        message = await self._service(services.message_delete, user=self.user, message_id=message_id)
+        message = await effects.run_sync(services.message_delete, user=self.user, message_id=message_id)
         return {
             "messageId": str(message.id),
             "conversationId": str(message.conversation_id),

@@ -43,7 +43,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from emploiplus.events import abroadcast, event_message, presence_group
+from emploiplus import effects
+from emploiplus.events import presence_group
 from emploiplus.redis import get_redis, key
 
 log = logging.getLogger(__name__)
@@ -227,34 +228,22 @@ def release_all_sync() -> list[str]:
                 return offline
         registry.connections.clear()
     if offline:
-        with contextlib.suppress(Exception):
-            asyncio.run(_announce_offline_with_fresh_layer(offline))
+        # Sync, straight to Redis: the process's event loop (and the layer's pools bound to
+        # it) is gone by now.
+        effects.broadcast_many(
+            [(presence_group(uid), "user_offline", {"userId": uid, "timestamp": now_iso()}) for uid in offline]
+        )
     return offline
 
 
-async def _announce_offline_with_fresh_layer(user_ids: list[str]) -> None:
-    """The process's channel layer is bound to its stopped event loop: use a new one."""
-    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
-
-    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
-    try:
-        for uid in user_ids:
-            await layer.group_send(
-                presence_group(uid), event_message("user_offline", {"userId": uid, "timestamp": now_iso()})
-            )
-    finally:
-        with contextlib.suppress(Exception):
-            await layer.close_pools()
-
-
 async def _announce_online(user_id: str, email: str) -> None:
-    await abroadcast(
+    await effects.abroadcast(
         presence_group(user_id), "user_online", {"userId": user_id, "email": email, "timestamp": now_iso()}
     )
 
 
 async def _announce_offline(user_id: str) -> None:
-    await abroadcast(presence_group(user_id), "user_offline", {"userId": user_id, "timestamp": now_iso()})
+    await effects.abroadcast(presence_group(user_id), "user_offline", {"userId": user_id, "timestamp": now_iso()})
 
 
 async def connect(*, user_id: object, email: str, connection_id: str) -> bool:

@@ -1,9 +1,8 @@
 """Writes of messaging: conversations, sending, reading, deleting.
 
-The one path for every transport (REST and WebSocket call these). Events leave after
-the commit through `_broadcast_on_commit` below: all frames of one commit in two Redis
-round trips (`messaging.delivery.group_send_many`), sent from the consumer's event loop
-when a WebSocket consumer is the caller:
+The one path for every transport (REST, `/ws/messages/`, Socket.IO call these). Events
+leave after the commit through `emploiplus.effects` (all frames of one commit in two Redis
+round trips; from the consumer's own event loop when a consumer is the caller):
 
 - `new_message` → `user_group` of every participant (every session, joined or not);
 - `message_sent` → `user_group` of the sender;
@@ -19,22 +18,17 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import User
+from emploiplus import effects
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
-from emploiplus.events import event_message, user_group
+from emploiplus.events import user_group
 from messaging import presence
-from messaging.delivery import group_send_many
 from messaging.models import MAX_GROUP_SIZE, MAX_MESSAGE_LENGTH, Conversation, ConversationParticipant, Message
 from messaging.selectors import iso, message_payload, parse_uuid
 
@@ -168,52 +162,6 @@ def _participants_or_forbidden(*, user: User, conversation_id: uuid.UUID | str) 
     return ids
 
 
-# Async callers (the consumers) collect the after-commit work of a service call here and
-# run it themselves on their event loop (`publish`): the frames leave without a hop from
-# the database thread back to the loop. Everyone else (REST, jobs) gets it done in
-# `transaction.on_commit`, as before. Either way nothing leaves before the commit.
-event_sink: ContextVar[list[tuple[str, Any]] | None] = ContextVar("messaging_event_sink", default=None)
-
-
-def _after_commit(kind: str, item: Any, run_now: Callable[[], None]) -> None:
-    sink = event_sink.get()
-    if sink is not None:
-        transaction.on_commit(lambda: sink.append((kind, item)), robust=True)
-    else:
-        transaction.on_commit(run_now, robust=True)
-
-
-def _broadcast_on_commit(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Send (group, event, data) frames after the commit, in one hop to the event loop and
-    two Redis round trips for all of them (`messaging.delivery`; a message to a group of 50
-    is 51 group sends)."""
-    _after_commit("frames", frames, lambda: async_to_sync(_send_frames)(frames))
-
-
-async def _send_frames(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        await group_send_many(layer, [(group, event_message(event, data)) for group, event, data in frames])
-
-
-async def publish(sink: list[tuple[str, Any]]) -> None:
-    """Run the after-commit work collected in `event_sink` (from async code, after the
-    service returned): frames first, then pushes for recipients with no live connection."""
-    for kind, item in sink:
-        try:
-            if kind == "frames":
-                await _send_frames(item)
-            elif kind == "offline":
-                online = set(await presence.aonline_user_ids(item["recipient_ids"]))
-                offline = [uid for uid in item["recipient_ids"] if str(uid) not in online]
-                if offline:
-                    await database_sync_to_async(_queue_push, thread_sensitive=False)(
-                        message=item["message"], sender=item["sender"], offline=offline
-                    )
-        except Exception:  # like on_commit(robust=True): the data is stored, log and go on
-            log.exception("after-commit %s failed", kind)
-
-
 def _to_participants(user_ids: list[uuid.UUID], event: str, data: dict[str, Any]) -> list[tuple[str, str, dict]]:
     return [(user_group(uid), event, data) for uid in user_ids]
 
@@ -320,14 +268,14 @@ def message_send(
     }
     others = [uid for uid in participants if uid != user.pk]
     # Immediately in autocommit (the statement has committed), else after the caller's commit.
-    _broadcast_on_commit(
+    effects.broadcast_many(
         [*_to_participants(participants, "new_message", payload), (user_group(user.pk), "message_sent", sent)]
     )
-    _after_commit(
-        "offline",
-        {"message": message, "sender": user, "recipient_ids": others},
-        lambda: _notify_offline(message=message, sender=user, recipient_ids=others),
-    )
+    if others:
+        effects.after_commit(
+            lambda: _notify_offline(message=message, sender=user, recipient_ids=others),
+            afn=lambda: _anotify_offline(message=message, sender=user, recipient_ids=others),
+        )
     return message, True
 
 
@@ -341,20 +289,24 @@ def _same_conversation(message: Message, conversation_id: uuid.UUID | str) -> Me
 
 def _notify_offline(*, message: Message, sender: User, recipient_ids: list[uuid.UUID]) -> None:
     """Recipients with no live connection get a push through the notifications pipeline."""
-    if not recipient_ids:
-        return
     online = presence.online_user_ids(recipient_ids)
     offline = [uid for uid in recipient_ids if str(uid) not in online]
     if offline:
         _queue_push(message=message, sender=sender, offline=offline)
 
 
+async def _anotify_offline(*, message: Message, sender: User, recipient_ids: list[uuid.UUID]) -> None:
+    """`_notify_offline` from an event loop: the presence lookup stays on the loop; only
+    when someone is offline does the push (database writes) go to a thread."""
+    online = set(await presence.aonline_user_ids(recipient_ids))
+    offline = [uid for uid in recipient_ids if str(uid) not in online]
+    if offline:
+        await effects.run_sync(_queue_push, message=message, sender=sender, offline=offline)
+
+
 def _queue_push(*, message: Message, sender: User, offline: list[uuid.UUID]) -> None:
-    try:
-        from notifications.services import notification_queue
-    except ImportError:  # the notifications pipeline is not installed: nothing to hand over
-        log.info("notifications.services.notification_queue unavailable; %d offline recipients", len(offline))
-        return
+    from notifications.services import notification_queue
+
     notification_queue(
         type="message",
         title=f"Nouveau message de {sender.full_name or sender.email or 'un utilisateur'}",
@@ -409,7 +361,7 @@ def messages_mark_read(
         "readAt": iso(now),
     }
     if ids:
-        _broadcast_on_commit(_to_participants(participants, "messages_read", data))
+        effects.broadcast_many(_to_participants(participants, "messages_read", data))
     return data
 
 
@@ -431,7 +383,7 @@ def message_delete(*, user: User, message_id: uuid.UUID | str) -> Message:
     if message.deleted_at is None:
         message.deleted_at = timezone.now()
         message.save(update_fields=["deleted_at", "updated_at"])
-        _broadcast_on_commit(
+        effects.broadcast_many(
             _to_participants(
                 participants,
                 "message_deleted",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-
-from emploiplus import events
+from emploiplus import effects, events
 from emploiplus.consumers import EventConsumer
 from emploiplus.errors import ApplicationError
 from notifications import services
@@ -23,5 +21,5 @@ class NotificationConsumer(EventConsumer):
         ids = data.get("notificationIds")
         if not isinstance(ids, list) or not ids or len(ids) > 500:
             raise ApplicationError("invalid_data", "notificationIds doit être une liste de 1 à 500 identifiants.")
-        marked = await database_sync_to_async(services.notification_mark_read)(user=self.user, notification_ids=ids)
+        marked = await effects.run_sync(services.notification_mark_read, user=self.user, notification_ids=ids)
         return {"notificationIds": marked}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rq import Retry, get_current_job
 
-from notifications import conf, services
+from notifications import services
 
 
 class DeliveryFailed(Exception):
@@ -35,7 +36,7 @@ def deliveries_send(batch_key: str) -> Any:
     in the failed registry, without the crash retries it was enqueued with."""
     outcome = services.delivery_batch_send(batch_key=batch_key)
     if outcome.retry_in is not None:
-        return Retry(max=conf.get_int("NOTIFICATIONS_MAX_ATTEMPTS") + 3, interval=outcome.retry_in)
+        return Retry(max=settings.NOTIFICATIONS_MAX_ATTEMPTS + 3, interval=outcome.retry_in)
     if outcome.permanent_error:
         job = get_current_job()
         if job is not None:

@@ -1,4 +1,4 @@
-"""Signed inbound webhooks (CONTRACT §8): two thin HTTP adapters over one function.
+"""Signed inbound webhooks (CONTRACT §8): thin DRF views over one function.
 
 `webhook_response(route, headers, body)` verifies the raw bytes (webhooks.signing) and
 hands them to the service (store, 202, work in the queue); it returns (status, JSON body).
@@ -6,31 +6,17 @@ No user authentication and no per-IP throttle (Supabase calls from a handful of
 addresses): the signature is the authentication. The body is never parsed before the
 signature is checked over the raw bytes; the service parses those same bytes.
 
-- **In the ASGI server** (daphne, `make run`) emploiplus.asgi routes `/api/webhooks/` to
-  `WebhookConsumer`, a Channels AsyncHttpConsumer. Django's HTTP stack costs ~2.5 ms of CPU
-  per request under ASGI (each middleware hook is a hop to a per-request thread created
-  for the request); a delivery needs none of it. The consumer runs the verification and
-  the INSERT in a fixed pool of WEBHOOK_DB_THREADS threads (default 2) whose database
-  connections are reused and health-checked, and queues the processing jobs after the
-  answer, in batches (services.BatchedEnqueuer). bench/bench_webhooks.py measures both paths.
-- **Everywhere else** (Django's test client, a WSGI server, the OpenAPI schema) the DRF
-  views below serve the same routes with the same answers.
+One HTTP path: these views serve the routes under every server (daphne, uvicorn,
+runserver, the test client) through Django's stack (`emploiplus.handlers` under ASGI).
+Only POST is allowed (405 with `Allow: POST`); bodies over DATA_UPLOAD_MAX_MEMORY_SIZE
+are refused 413 before they are read whole (`emploiplus.handlers`, and `read_request_body`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.http import AsyncHttpConsumer
-from django.conf import settings
-from django.utils.datastructures import CaseInsensitiveMapping
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -39,28 +25,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from emploiplus.errors import ApplicationError
-from emploiplus.handlers import as_a_request
 from webhooks import services
-from webhooks.signing import WebhookAuthError, payload_too_large, read_request_body, verify_webhook
-
-logger = logging.getLogger(__name__)
+from webhooks.signing import WebhookAuthError, read_request_body, verify_webhook
 
 ROUTE_TEST = "test"
-# URL tail (after /api/webhooks/, trailing slash optional) → service source (None: test).
+# Route name → service source (None: the signature test).
 ROUTES: dict[str, str | None] = {
     "jobs/notify": services.SOURCE_JOBS,
     "matching/update": services.SOURCE_CANDIDATES,
     ROUTE_TEST: None,
 }
-PREFIX = "/api/webhooks/"
 
 
-def webhook_response(
-    route: str, headers: Mapping[str, str], body: bytes, *, batched: bool = False
-) -> tuple[int, dict[str, Any]]:
-    """(status, JSON body) for a delivery to `route` (a ROUTES key). Runs the database work:
-    call it from a worker thread, never from the event loop. `batched`: the processing job
-    is queued after the answer, in batches (services.BatchedEnqueuer)."""
+def webhook_response(route: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) for a delivery to `route` (a ROUTES key)."""
     try:
         proof = verify_webhook(headers, body)
     except WebhookAuthError as exc:
@@ -69,121 +47,11 @@ def webhook_response(
     if source is None:
         return 200, {"ok": True, "mode": proof.mode}
     try:
-        receipt = services.webhook_receive(source=source, body=proof.body, webhook_id=proof.webhook_id, batched=batched)
+        receipt = services.webhook_receive(source=source, body=proof.body, webhook_id=proof.webhook_id)
     except ApplicationError as exc:
         return exc.status, {"detail": exc.message, "code": exc.code, **exc.extra}
     return (200 if receipt.duplicate else 202), receipt.body()
 
-
-# --- ASGI path ------------------------------------------------------------------------
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The consumer's own threads (WEBHOOK_DB_THREADS, default 2): deliveries keep flowing
-    while slow REST requests hold the HTTP pool."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=settings.WEBHOOK_DB_THREADS, thread_name_prefix="webhooks-db")
-    return _POOL
-
-
-def _route_of(path: str) -> str | None:
-    if not path.startswith(PREFIX):
-        return None
-    tail = path[len(PREFIX) :]
-    tail = tail[:-1] if tail.endswith("/") else tail
-    return tail if tail in ROUTES else None
-
-
-def _headers(scope: dict[str, Any]) -> CaseInsensitiveMapping:
-    """The request headers by name, case-insensitive; a repeated header's values joined with
-    "," as Django's ASGIRequest does."""
-    values: dict[str, list[str]] = {}
-    for name, value in scope.get("headers", []):
-        values.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-    return CaseInsensitiveMapping({name: ",".join(parts) for name, parts in values.items()})
-
-
-class WebhookConsumer(AsyncHttpConsumer):
-    """/api/webhooks/* in the ASGI server. Same answers as the DRF views; 404 for an unknown
-    route, 405 for another method than POST, 413 past DATA_UPLOAD_MAX_MEMORY_SIZE (checked
-    on Content-Length before reading, and on the bytes read, so chunked bodies too)."""
-
-    # No channel-layer channel per request (AsyncConsumer opens one when a layer is set).
-    channel_layer_alias = "webhooks:no-channel-layer"
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.route: str | None = None
-        self.headers: Mapping[str, str] = {}
-        self.received = 0
-        self.answered = False
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # AsyncConsumer.dispatch runs close_old_connections() through sync_to_async before
-        # every message (~5 % of a delivery's CPU); this consumer never uses a connection in
-        # that thread — its database work runs in _pool() through as_a_request, which does it.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
-    async def respond(self, status: int, payload: dict[str, Any], *, extra_headers=()) -> None:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = [(b"content-type", b"application/json"), *extra_headers]
-        await self.send_response(status, body, headers=headers)
-        self.answered = True
-
-    async def refuse_early(self, status: int, payload: dict[str, Any], **kwargs) -> None:
-        await self.respond(status, payload, **kwargs)
-        await self.disconnect()
-        raise StopConsumer()
-
-    async def http_request(self, message: dict[str, Any]) -> None:
-        if self.answered:
-            return
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if self.route is None:  # first message: route, method, declared size
-            route = _route_of(self.scope["path"])
-            if route is None:
-                await self.refuse_early(404, {"detail": "Route de webhook inconnue.", "code": "not_found"})
-            if self.scope["method"] != "POST":
-                await self.refuse_early(
-                    405,
-                    {"detail": "Méthode non autorisée.", "code": "method_not_allowed"},
-                    extra_headers=[(b"allow", b"POST")],
-                )
-            self.route = route
-            self.headers = _headers(self.scope)
-            try:
-                declared = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                declared = 0
-            if limit is not None and declared > limit:
-                exc = payload_too_large()
-                await self.refuse_early(exc.status_code, exc.body)
-        chunk = message.get("body", b"")
-        self.received += len(chunk)
-        if limit is not None and self.received > limit:
-            exc = payload_too_large()
-            await self.refuse_early(exc.status_code, exc.body)
-        await super().http_request(message)
-
-    async def handle(self, body: bytes) -> None:
-        try:
-            # Plain run_in_executor: nothing in here needs async_to_sync (cheaper than sync_to_async).
-            status, payload = await asyncio.get_running_loop().run_in_executor(
-                _pool(), as_a_request, lambda: webhook_response(self.route, self.headers, body, batched=True)
-            )
-        except Exception:
-            logger.exception("webhook %s: unexpected error", self.route)
-            status, payload = 500, {"detail": "Erreur interne du serveur.", "code": "server_error"}
-        await self.respond(status, payload)
-
-
-# --- DRF views (test client, WSGI, OpenAPI) ------------------------------------------------
 
 _SIGNATURE_HEADERS = [
     OpenApiParameter(
@@ -217,6 +85,7 @@ class _WebhookApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    http_method_names = ["post"]
     route = ""
 
     def post(self, request):

@@ -19,22 +19,20 @@ taken as active (the guide's example payload has none).
 
 from __future__ import annotations
 
-import atexit
-import functools
 import hashlib
 import json
 import logging
-import queue as queue_module
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Candidate
+from emploiplus import effects
 from emploiplus.errors import ApplicationError
 from matching import services as matching
 from webhooks.models import WebhookEvent, WebhookStatus
@@ -200,9 +198,8 @@ def delivery_key(env: Envelope, webhook_id: str | None) -> str:
     return key
 
 
-def webhook_receive(*, source: str, body: bytes, webhook_id: str | None = None, batched: bool = False) -> Receipt:
-    """Store a verified delivery (once) and queue its processing; see the module docstring.
-    `batched`: queue it through this process's BatchedEnqueuer (the ASGI path)."""
+def webhook_receive(*, source: str, body: bytes, webhook_id: str | None = None) -> Receipt:
+    """Store a verified delivery (once) and queue its processing; see the module docstring."""
     env = parse_body(source=source, body=body)
     skipped = _skip_reason(source, env)
     key = delivery_key(env, webhook_id)
@@ -234,7 +231,7 @@ def webhook_receive(*, source: str, body: bytes, webhook_id: str | None = None, 
         existing = WebhookEvent.objects.get(delivery_key=key)
         return Receipt(existing, duplicate=True, skipped=(existing.result or {}).get("skipped"))
     if not skipped:
-        enqueue_processing_on_commit(event_id=event.id, batched=batched)
+        enqueue_processing(event_ids=[event.id])
     return Receipt(event, skipped=skipped)
 
 
@@ -262,104 +259,16 @@ def _insert_params(event: WebhookEvent) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _queue():
-    """One queue object (and Redis connection pool) per process, not one per delivery."""
-    import django_rq
-
-    return django_rq.get_queue("notifications", commit_mode="auto")
+def _processing_job(event_id: uuid.UUID | str) -> effects.Job:
+    return effects.Job("webhooks.jobs.process_event", (str(event_id),), "notifications", None, f"webhook {event_id}")
 
 
-def _enqueue_many(event_ids: list[str]) -> None:
-    """Queue `webhooks.jobs.process_event` for these events, in one Redis pipeline."""
-    from rq import Retry
-
-    queue = _queue()
-    queue.enqueue_many(
-        [
-            queue.prepare_data(
-                "webhooks.jobs.process_event", args=(str(event_id),), retry=Retry(max=3, interval=[2, 4, 8])
-            )
-            for event_id in event_ids
-        ]
-    )
-
-
-def enqueue_processing_on_commit(*, event_id: uuid.UUID | str, batched: bool = False) -> None:
-    """Queue the processing once the event row is committed (at once in autocommit).
-
-    Robust: if Redis is unreachable the delivery is still acknowledged — the event is
-    stored as `received` and `webhook_sweep` queues it when the queue is back.
-    `batched`: hand the id to this process's BatchedEnqueuer instead (after the response)."""
-    event_id = str(event_id)
-
-    # A named function, not a functools.partial: Django logs a robust callback's failure
-    # with its __qualname__.
-    def enqueue() -> None:
-        if batched:
-            ENQUEUER.submit(event_id)
-        else:
-            _enqueue_many([event_id])
-
-    transaction.on_commit(enqueue, robust=True)
-
-
-class BatchedEnqueuer:
-    """Queues stored events' processing from one background thread per process, many jobs
-    per Redis round trip (RQ's enqueue_many), after the acknowledgement was sent.
-
-    Used by the ASGI webhook path (webhooks.apis.WebhookConsumer): a delivery's answer then
-    costs the INSERT only, and under load the enqueue work is shared by a batch (measured
-    in bench/bench_webhooks.py). The event row is committed before its id gets here, so an
-    id lost with the process (or a Redis outage) is queued by `webhook_sweep`.
-    """
-
-    MAX_BATCH = 200
-
-    def __init__(self) -> None:
-        self._pending: queue_module.SimpleQueue[str] = queue_module.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def submit(self, event_id: str) -> None:
-        self._pending.put(event_id)
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="webhooks-enqueue", daemon=True)
-                    self._thread.start()
-
-    def _take(self, first: str) -> list[str]:
-        batch = [first]
-        while len(batch) < self.MAX_BATCH:
-            try:
-                batch.append(self._pending.get_nowait())
-            except queue_module.Empty:
-                break
-        return batch
-
-    def _send(self, batch: list[str]) -> None:
-        try:
-            _enqueue_many(batch)
-        except Exception:
-            logger.exception("could not queue %d stored webhook event(s); webhook_sweep will", len(batch))
-
-    def _run(self) -> None:
-        while True:
-            self._send(self._take(self._pending.get()))
-
-    def flush(self) -> None:
-        """Queue what is pending now, in this thread (at interpreter exit: a stopping server)."""
-        while True:
-            try:
-                first = self._pending.get_nowait()
-            except queue_module.Empty:
-                return
-            self._send(self._take(first))
-
-
-ENQUEUER = BatchedEnqueuer()
-atexit.register(ENQUEUER.flush)
+def enqueue_processing(*, event_ids: list[uuid.UUID | str]) -> None:
+    """Queue `webhooks.jobs.process_event` once the event rows are committed (at once in
+    autocommit: a delivery's INSERT is its own transaction). If Redis is unreachable the
+    delivery is still acknowledged — the event stays `received` and `webhook_sweep` queues
+    it when the queue is back."""
+    effects.enqueue_many(_processing_job(event_id) for event_id in event_ids)
 
 
 def _claim(event_id: uuid.UUID | str) -> WebhookEvent | None:
@@ -427,18 +336,18 @@ def _process_candidate_event(event: WebhookEvent) -> dict[str, Any]:
 
 def webhook_reprocess(*, event_ids: list[uuid.UUID | str]) -> int:
     """Admin action: put events back to received and queue them again. Returns how many."""
-    count = 0
-    for event_id in event_ids:
-        with transaction.atomic():
-            updated = (
-                WebhookEvent.objects.filter(pk=event_id)
-                .exclude(status=WebhookStatus.SKIPPED)
-                .update(status=WebhookStatus.RECEIVED, error="", updated_at=timezone.now())
-            )
-            if updated:
-                enqueue_processing_on_commit(event_id=event_id)
-                count += 1
-    return count
+    with transaction.atomic():
+        ids = list(
+            WebhookEvent.objects.select_for_update()
+            .filter(pk__in=event_ids)
+            .exclude(status=WebhookStatus.SKIPPED)
+            .values_list("pk", flat=True)
+        )
+        WebhookEvent.objects.filter(pk__in=ids).update(
+            status=WebhookStatus.RECEIVED, error="", updated_at=timezone.now()
+        )
+        enqueue_processing(event_ids=ids)
+    return len(ids)
 
 
 def webhook_sweep(*, older_than_seconds: int | None = None, stuck_after_seconds: int | None = None) -> list[str]:
@@ -450,16 +359,8 @@ def webhook_sweep(*, older_than_seconds: int | None = None, stuck_after_seconds:
     mid-way; it goes back to `received` (the pipeline is idempotent). Both are queued
     again; a job that finds its event already taken or done does nothing. Returns the ids.
     """
-    older = (
-        older_than_seconds
-        if older_than_seconds is not None
-        else matching.settings_int("WEBHOOK_SWEEP_AFTER_SECONDS", 60)
-    )
-    stuck = (
-        stuck_after_seconds
-        if stuck_after_seconds is not None
-        else matching.settings_int("WEBHOOK_STUCK_AFTER_SECONDS", 900)
-    )
+    older = settings.WEBHOOK_SWEEP_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    stuck = settings.WEBHOOK_STUCK_AFTER_SECONDS if stuck_after_seconds is None else stuck_after_seconds
     now = timezone.now()
     events = WebhookEvent.objects.order_by("updated_at")
     with transaction.atomic():
@@ -475,8 +376,7 @@ def webhook_sweep(*, older_than_seconds: int | None = None, stuck_after_seconds:
         .values_list("pk", flat=True)[:500]
     )
     ids = [str(pk) for pk in [*abandoned, *lost]]
-    for event_id in ids:
-        enqueue_processing_on_commit(event_id=event_id)
+    enqueue_processing(event_ids=ids)
     if ids:
         logger.warning("webhook sweep: queued %d lost event(s) again (%d abandoned mid-way)", len(ids), len(abandoned))
     return ids

@@ -18,26 +18,8 @@ Outcomes: a `WebhookProof` (mode, webhook-id for idempotency, timestamp), or a
 `{"error": "invalid_signature"}`, 503 `{"error": "webhook_secret_not_configured"}` or
 413 `{"error": "payload_too_large"}`.
 
-Use in a DRF view (authentication runs before the view body, so the raw body is read
-before DRF parses it; `request.data` still works afterwards)::
-
-    from webhooks.signing import WebhookSignatureAuthentication
-
-    class JobNotifyWebhookApi(APIView):
-        # Replaces the user-token authentication: a static `Authorization: Bearer <secret>`
-        # must not be mistaken for a (bad) user token. Default IsAuthenticated then passes;
-        # verified webhooks are not rate-limited.
-        authentication_classes = [WebhookSignatureAuthentication]
-
-        def post(self, request):
-            proof = request.auth                       # WebhookProof (also request.webhook_proof)
-            delivery_key = proof.webhook_id or ...     # Standard Webhooks id, else derive one
-            payload = request.data                     # parsed from the same raw bytes
-
-Alternatives: `authentication_classes = []` + `permission_classes =
-[WebhookSignaturePermission]`; or call `verify_webhook_request(request)` at the top of any
-view (the DRF exception handler renders `WebhookAuthError`); plain Django views can use
-the `webhook_signature_required` decorator.
+The DRF views of `webhooks.apis` read the raw body (`read_request_body`) and call
+`verify_webhook` before anything parses it.
 """
 
 from __future__ import annotations
@@ -45,19 +27,15 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.permissions import BasePermission
 
 TIMESTAMP_TOLERANCE_SECONDS = 5 * 60
 MAX_SIGNATURE_HEADER = 4096
@@ -181,15 +159,6 @@ def read_request_body(request) -> bytes:
         raise payload_too_large() from exc
 
 
-def verify_webhook_request(request, *, now: float | None = None) -> WebhookProof:
-    """The proof a webhook request carries, or WebhookAuthError (401/503/413).
-
-    `request` is a Django HttpRequest or a DRF Request whose body was not parsed yet.
-    """
-    _require_secrets()
-    return verify_webhook(request.headers, read_request_body(request), now=now)
-
-
 def _require_secrets() -> list[str]:
     secrets = configured_secrets()
     if not secrets:
@@ -242,62 +211,3 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, *, now: float | None
         if index is not None:
             return WebhookProof(MODE_STATIC, None, None, index, body)
     raise failure
-
-
-class WebhookCaller:
-    """The `request.user` of a verified webhook: authenticated, no user id, no role."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    pk = id = None
-    role = "webhook"
-
-    def __init__(self, proof: WebhookProof):
-        self.proof = proof
-
-    def __str__(self) -> str:
-        return f"webhook ({self.proof.mode})"
-
-
-class WebhookSignatureAuthentication(BaseAuthentication):
-    """DRF authentication class: replaces the user-token authentication on webhook views.
-
-    `request.user` is a `WebhookCaller`, `request.auth` the `WebhookProof`; the default
-    `IsAuthenticated` permission then passes, and the user rate limit does not apply to
-    verified webhooks (a bulk insert in Supabase may send hundreds at once).
-    """
-
-    def authenticate(self, request):
-        proof = verify_webhook_request(request)
-        request._request.webhook_proof = proof
-        request.webhook_proof = proof
-        return WebhookCaller(proof), proof
-
-    def authenticate_header(self, request) -> str:
-        return 'Webhook realm="webhooks"'
-
-
-class WebhookSignaturePermission(BasePermission):
-    """DRF permission: verifies the request and leaves the proof in `request.webhook_proof`."""
-
-    def has_permission(self, request, view) -> bool:
-        proof = verify_webhook_request(request)
-        request.webhook_proof = proof
-        request._request.webhook_proof = proof
-        return True
-
-
-def webhook_signature_required(view: Callable) -> Callable:
-    """Decorator for plain Django views: `request.webhook_proof`, or the JSON error response."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            request.webhook_proof = verify_webhook_request(request)
-        except WebhookAuthError as exc:
-            return JsonResponse(exc.body, status=exc.status_code)
-        return view(request, *args, **kwargs)
-
-    return wrapper

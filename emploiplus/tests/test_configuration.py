@@ -72,9 +72,9 @@ def test_it_requires_database_url():
 def test_it_refuses_more_request_threads_than_pooled_connections():
     assert_one_line(
         manage_check(DB_POOL_MAX_SIZE="10", HTTP_THREADS="16"),
-        "HTTP_THREADS (16) + WEBHOOK_DB_THREADS (2) + 2 exceeds DB_POOL_MAX_SIZE (10)",
+        "HTTP_THREADS (16) + WS_DB_THREADS (4) + 2 exceeds DB_POOL_MAX_SIZE (10)",
     )
-    assert manage_check(DB_POOL_MAX_SIZE="10", HTTP_THREADS="6").returncode == 0
+    assert manage_check(DB_POOL_MAX_SIZE="10", HTTP_THREADS="4").returncode == 0
 
 
 def test_it_requires_a_secret_key_when_debug_is_off():

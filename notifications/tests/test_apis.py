@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from emploiplus import effects
 from notifications import services
 from notifications.models import Notification
 
@@ -90,7 +91,7 @@ def test_it_shows_deliveries_and_failed_jobs_in_the_admin(staff_client, alice):
     assert staff_client.get(f"/admin/notifications/notification/{delivery.notification_id}/change/").status_code == 200
 
     # A failed job in the failed registry shows on the RQ dashboard and can be requeued.
-    django_queue = services._queue("notifications")
+    django_queue = effects.queue("notifications")
     queue = Queue("notifications", connection=django_queue.connection)  # plain RQ: no on-commit deferral
     job = queue.enqueue(services.delivery_job_id, "x", job_id="failed-demo")
     queue.remove(job)

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
+from emploiplus import effects
 from notifications import services
 from notifications.models import Notification, NotificationDelivery
 from notifications.services import notification_queue
@@ -132,7 +133,7 @@ def test_it_fails_a_400_without_retry_and_keeps_it_visible(onesignal, alice, set
     onesignal.script = [(400, {}, {"errors": ["Invalid app_id"]})]
     batch = notification_queue(type="message", title="Nouveau message", body="Salut", user_ids=[alice.id])
     with worker(onesignal.url):
-        failed = FailedJobRegistry(queue=services._queue("notifications"))
+        failed = FailedJobRegistry(queue=effects.queue("notifications"))
         assert wait_until(lambda: failed.count == 1, timeout=60)
         health = services.queues_health()
     assert onesignal.calls == 1  # no retry
@@ -282,10 +283,10 @@ def test_it_reports_queue_health_matching_what_ran(onesignal, alice, bob):
         "workers": 0,
     }
     with worker(onesignal.url):
-        failed = FailedJobRegistry(queue=services._queue("notifications"))
+        failed = FailedJobRegistry(queue=effects.queue("notifications"))
         assert wait_until(lambda: failed.count == 1, timeout=60)
         notification_queue(type="b", title="Deux", body="", user_ids=[bob.id])  # dispatcher + push OK
-        finished = FinishedJobRegistry(queue=services._queue("notifications"))
+        finished = FinishedJobRegistry(queue=effects.queue("notifications"))
         assert wait_until(lambda: finished.count == 3 and pending_deliveries() == 0, timeout=60)
         health = services.queues_health()
     assert health["healthy"] is True

@@ -5,13 +5,18 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Candidate, Role
+from emploiplus import effects
 from emploiplus.errors import ApplicationError
+from emploiplus.events import notifications_group
+from emploiplus.testing import Listener
 from notifications import services
 from notifications.models import BatchStatus, Notification, NotificationBatch, NotificationDelivery
 
 
 def test_it_stores_small_explicit_lists_inline(alice, bob, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
+    listener = Listener()
+    frames_to = {user.pk: listener.join(notifications_group(user.pk)) for user in (alice, bob)}
+    with django_capture_on_commit_callbacks(execute=True):
         batch = services.notification_queue(
             type="message",
             title="Nouveau message",
@@ -27,7 +32,15 @@ def test_it_stores_small_explicit_lists_inline(alice, bob, django_capture_on_com
     ]
     deliveries = NotificationDelivery.objects.filter(notification__batch=batch)
     assert sorted(deliveries.values_list("channel", "status", "batch_key")) == [("push", "pending", "")] * 2
-    assert len(callbacks) == 3  # dispatcher request + two websocket frames
+    # After the commit: a dispatcher request and one websocket frame per recipient.
+    assert [job.func_name for job in effects.queue("notifications").get_jobs()] == [
+        "notifications.jobs.deliveries_dispatch"
+    ]
+    for user in (alice, bob):
+        [frame] = listener.received(frames_to[user.pk])
+        assert (frame["event"], frame["data"]["title"]) == ("notification", "Nouveau message")
+        assert frame["data"]["id"] == str(Notification.objects.get(batch=batch, user=user).pk)
+    listener.close()
 
 
 def test_it_defers_large_lists_to_the_worker(make_user, settings):

@@ -12,7 +12,7 @@ from matching.models import Job, NotificationStatus
 from matching.testing import envelope, set_profile, sign
 from notifications.models import Notification
 from webhooks.models import WebhookEvent, WebhookStatus
-from webhooks.tests.test_consumer import queued_event_ids
+from webhooks.tests.test_over_daphne import queued_event_ids
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -9,9 +9,8 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
-from redis import Redis
-from rq import Queue
 
+from emploiplus import effects
 from matching.testing import envelope, run_queue, set_profile, signed_post
 from notifications.models import Notification
 from webhooks import services
@@ -47,14 +46,23 @@ def sweep(capture) -> list[str]:
 
 
 @pytest.fixture
-def unreachable_queue(monkeypatch):
-    """The queue of a Redis nobody listens on (port 1): every enqueue fails to connect."""
-    dead = Queue("notifications", connection=Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
-    monkeypatch.setattr(services, "_queue", lambda: dead)
+def unreachable_queue(settings):
+    """Queues on a Redis nobody listens on (port 1): every enqueue fails to connect.
+    `unreachable_queue()` brings the real queues back."""
+    real = settings.RQ_QUEUES
+    settings.RQ_QUEUES = {name: {**cfg, "URL": "redis://127.0.0.1:1/0"} for name, cfg in real.items()}
+    effects.reset_for_tests()
+
+    def back() -> None:
+        settings.RQ_QUEUES = real
+        effects.reset_for_tests()
+
+    yield back
+    back()
 
 
 def test_a_delivery_accepted_while_redis_is_down_is_processed_by_the_sweep(
-    client, acme, alice, django_capture_on_commit_callbacks, monkeypatch, unreachable_queue
+    client, acme, alice, django_capture_on_commit_callbacks, unreachable_queue
 ):
     set_profile(alice, skills=["python"], experience_level="mid")
     with django_capture_on_commit_callbacks(execute=True):
@@ -62,7 +70,7 @@ def test_a_delivery_accepted_while_redis_is_down_is_processed_by_the_sweep(
     assert response.status_code == 202  # stored, acknowledged; the enqueue failed and was logged
     event_id = response.json()["event_id"]
     assert WebhookEvent.objects.get(pk=event_id).status == WebhookStatus.RECEIVED
-    monkeypatch.undo()  # Redis is back
+    unreachable_queue()  # Redis is back
 
     assert sweep(django_capture_on_commit_callbacks) == []  # too recent: its job may still be on its way
     age(event_id, 61)

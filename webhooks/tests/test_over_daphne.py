@@ -1,5 +1,5 @@
-"""The ASGI path (webhooks.apis.WebhookConsumer) over a real daphne: same answers as the
-DRF views, errors included, and every accepted delivery reaches the queue."""
+"""The webhook routes over a real ASGI server (Django's stack, emploiplus.handlers): every
+answer of CONTRACT §8, errors included, and every accepted delivery reaches the queue."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_it_answers_every_case_like_the_views_and_queues_what_it_accepts(acme):
         ]
         assert [(a[0], a[2]["duplicate"]) for a in answers] == [(202, False), (202, False), (200, True)]
         accepted = {answers[0][2]["event_id"], answers[1][2]["event_id"]}
-        # Queued after the answer, in a batch: both, and only them (skipped/duplicate: nothing).
+        # Queued once stored: both, and only them (skipped/duplicate: nothing).
         assert queued_event_ids(expected=2) == accepted
     assert set(WebhookEvent.objects.filter(status=WebhookStatus.RECEIVED).values_list("id", flat=True)) == {
         uuid.UUID(i) for i in accepted

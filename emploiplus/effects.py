@@ -1,0 +1,498 @@
+"""What leaves a transaction: frames to channel-layer groups, RQ jobs, follow-up work.
+
+The one door for every side effect of a write (ARCHITECTURE: "side effects after commit,
+through one door"). Services call, inside their transaction:
+
+    effects.broadcast(group, event, data)              # a frame to every socket of a group
+    effects.broadcast_many([(group, event, data), …])
+    effects.enqueue("matching.jobs.process_job", job_id, job_id=…, queue="notifications")
+    effects.after_commit(fn, afn=None)                 # follow-up work (may itself write)
+
+and from async code, for what has nothing to persist (typing, presence):
+
+    await effects.abroadcast(group, event, data)
+
+Nothing here raises into the caller once the data is committed.
+
+**Buffering.** Inside `transaction.atomic` every effect is buffered and leaves once, after
+the outermost commit; in autocommit it leaves at once. What was registered inside a
+savepoint that rolled back is dropped with it: each registration is a marker in Django's
+`on_commit` hooks (Django discards the markers of a rolled-back savepoint) followed by a
+flush callback outside any savepoint; only the last flush callback does anything, and it
+sends what the markers kept. A rolled-back transaction sends nothing.
+
+**One flush per commit, fewest round trips.** The flush sends every frame of the commit in two
+Redis round trips whatever their number (one pipeline reads the members of every group, one
+Lua script pushes each message to each member's channel key — channels_redis' own format, so
+every process's layer reads them as usual), then every job in one RQ `enqueue_many` pipeline,
+then the follow-ups. Sync callers (REST, jobs) talk to Redis directly from their thread (no hop
+to an event loop); async callers (consumers) use `run_sync`, which runs the service in a
+database thread and flushes its effects afterwards from the consumer's own event loop.
+
+**Failures.** A flush that fails after the commit is logged with what was lost (frames by event
+and group, jobs by function and id) and never turns a committed write into an error. What the
+sweeps recover (all of them run every minute by `emploiplus.cron`):
+
+- `matching.jobs.process_job` → `matching.services.job_sweep_pending` (the job stays `queued`;
+  run again after MATCHING_STUCK_AFTER_SECONDS);
+- `matching.jobs.rematch_candidate` → `matching.services.candidate_sweep_rematch` (the
+  candidate's `rematch_requested_at` stays set);
+- `webhooks.jobs.process_event` → `webhooks.services.webhook_sweep` (the event stays `received`);
+- notification fan-outs, delivery batches and the dispatcher → `notifications_sweep` (batches
+  stay `queued`, deliveries `pending`);
+- not recovered: frames (a client that missed one catches up with REST `?after=`) and the
+  websocket frames of a large notification fan-out (the notifications are in the REST list);
+  a follow-up that failed (e.g. the push to an offline participant of a message).
+
+**Library internals.** Sending to many groups in two round trips needs channels_redis 4.3
+internals (`_group_key`, `_map_channel_keys_to_connection`, `serialize`, key layout); they are
+used here only, `fast_path_supported()` says whether the configured layer has that shape, and
+`emploiplus/tests/test_effects.py` fails loudly if the pinned layer changes it. Any other layer
+(or a sharded one) gets `group_send` per frame. Django's commit hooks are read here too (the
+flush callback is appended to `connection.run_on_commit` with no savepoint ids; same test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, transaction
+
+from emploiplus.events import event_message
+
+log = logging.getLogger(__name__)
+
+FRAME, JOB, FOLLOW_UP = "frame", "job", "follow_up"
+
+# Groups read per pipeline and channel keys pushed per Lua call (a fan-out to 50,000
+# users is cut so Redis never runs one long script).
+GROUPS_PER_READ = 5000
+KEYS_PER_PUSH = 1000
+
+
+# --- what an effect is ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Frame:
+    group: str
+    event: str
+    data: dict[str, Any]
+    exclude: str | None = None  # a channel name that must not receive it (the sender's socket)
+
+    def message(self) -> dict[str, Any]:
+        return event_message(self.event, self.data, exclude_channel=self.exclude)
+
+
+@dataclass(frozen=True)
+class Job:
+    func: Callable[..., Any] | str
+    args: tuple[Any, ...]
+    queue: str
+    job_id: str | None = None
+    description: str | None = None
+
+    def describe(self) -> str:
+        name = self.func if isinstance(self.func, str) else f"{self.func.__module__}.{self.func.__qualname__}"
+        return f"{name}{self.args!r}" + (f" [{self.job_id}]" if self.job_id else "")
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    fn: Callable[[], None]
+    afn: Callable[[], Awaitable[None]] | None = None  # the same work, for async flushes
+
+
+# --- registering ---------------------------------------------------------------------------
+def broadcast(group: str, event: str, data: dict[str, Any], *, exclude: str | None = None) -> None:
+    """Send `{event, data}` to every socket in `group` once the current transaction commits."""
+    _register([Frame(group, event, data, exclude)])
+
+
+def broadcast_many(frames: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+    """`broadcast` for many (group, event, data) at once (in autocommit: one flush for all)."""
+    _register([Frame(group, event, data) for group, event, data in frames])
+
+
+def enqueue(
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue: str = "notifications",
+    job_id: str | None = None,
+    description: str | None = None,
+) -> None:
+    """Queue the RQ job `func(*args)` once the current transaction commits.
+
+    Every job gets the same retry policy (`JOB_RETRY`: an unexpected exception or a worker
+    killed mid-job is retried). A fixed `job_id` makes a re-enqueue replace the waiting job.
+    """
+    enqueue_many([Job(func, tuple(args), queue, job_id, description)])
+
+
+def enqueue_many(jobs: Iterable[Job]) -> None:
+    """`enqueue` for many jobs at once (in autocommit: one pipeline for all)."""
+    jobs = list(jobs)
+    for job in jobs:
+        if job.queue not in settings.RQ_QUEUES:
+            raise ValueError(f"unknown queue {job.queue!r}")
+    _register(jobs)
+
+
+def after_commit(fn: Callable[[], None], *, afn: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run `fn()` once the current transaction commits, after its frames and jobs. For work
+    that reads or writes again (e.g. a push to the participants who are offline). `afn` is the
+    same work as a coroutine function, used when the flush happens on an event loop."""
+    _register([FollowUp(fn, afn)])
+
+
+async def abroadcast(group: str, event: str, data: dict[str, Any], *, exclude: str | None = None) -> None:
+    """Send now, from async code: for what has nothing to persist (typing, joined, presence).
+    Raises if Redis is unreachable (the caller decides: an `error` frame, a log line)."""
+    await _asend_frames([Frame(group, event, data, exclude)])
+
+
+class _Pending:
+    """The effects of one transaction on one connection."""
+
+    def __init__(self, hooks: list) -> None:
+        self.hooks = hooks  # the connection's run_on_commit list while this transaction lasts
+        self.ready: list[Any] = []  # registered effects whose savepoint did not roll back
+        self.generation = 0  # of the last flush callback registered
+        self.flushed = False
+
+    def keep(self, items: list[Any]) -> None:
+        self.ready.extend(items)
+
+    def flush(self, generation: int) -> None:
+        if generation != self.generation:
+            return  # not the last one: the last flush callback sends everything
+        # Effects registered from now on (by a follow-up, or by a callback that a test's
+        # captureOnCommitCallbacks runs inside its own transaction) belong to a new _Pending.
+        self.flushed = True
+        items, self.ready = self.ready, []
+        if items:
+            _flush(items)
+
+
+_ATTR = "_emploiplus_effects"
+
+
+def _register(items: list[Any], using: str = DEFAULT_DB_ALIAS) -> None:
+    if not items:
+        return
+    conn = transaction.get_connection(using)
+    if not conn.in_atomic_block:
+        _flush(items)  # autocommit: whatever was written is committed already
+        return
+    pending: _Pending | None = getattr(conn, _ATTR, None)
+    if pending is None or pending.flushed or not _same_transaction(pending, conn):
+        pending = _Pending(conn.run_on_commit)
+        setattr(conn, _ATTR, pending)
+    # The items ride on a marker that Django drops if this savepoint rolls back…
+    conn.on_commit(functools.partial(pending.keep, items))
+    # …followed by a flush callback with no savepoint ids (only a rollback of the whole
+    # transaction discards it). Only the last one registered sends; the others are no-ops.
+    pending.generation += 1
+    conn.run_on_commit.append((set(), functools.partial(pending.flush, pending.generation), True))
+
+
+def _same_transaction(pending: _Pending, conn: Any) -> bool:
+    """Django replaces the hooks list at every commit and rollback, and also when a savepoint
+    rolls back (filtering it): then the transaction is the same if our last flush is there."""
+    if pending.hooks is conn.run_on_commit:
+        return True
+    for _sids, func, _robust in reversed(conn.run_on_commit):
+        if isinstance(func, functools.partial) and func.func == pending.flush:
+            pending.hooks = conn.run_on_commit
+            return True
+    return False
+
+
+# --- async callers: run the service in a thread, flush from the loop ------------------------
+_collector: ContextVar[list[Any] | None] = ContextVar("emploiplus_effects_collector", default=None)
+
+
+@functools.cache
+def _db_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.WS_DB_THREADS, thread_name_prefix="ws-db")
+
+
+async def run_sync(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """`await database_sync_to_async(fn)(**kwargs)` on a pool of WS_DB_THREADS threads (not
+    the single thread-sensitive thread: calls from many sockets overlap, each thread has its
+    own connection), with `fn`'s committed effects flushed afterwards from this event loop —
+    no hop from the database thread back to the loop. Shielded: a consumer cancelled
+    meanwhile (server shutdown) still announces what was committed."""
+    collected: list[Any] = []
+    token = _collector.set(collected)
+    try:
+        result = await database_sync_to_async(fn, thread_sensitive=False, executor=_db_executor())(**kwargs)
+    finally:
+        _collector.reset(token)
+    if collected:
+        await asyncio.shield(_aflush(collected))
+    return result
+
+
+# --- flushing ------------------------------------------------------------------------------
+def _split(items: list[Any]) -> tuple[list[Frame], list[Job], list[FollowUp]]:
+    frames = [i for i in items if isinstance(i, Frame)]
+    jobs = [i for i in items if isinstance(i, Job)]
+    follow_ups = [i for i in items if isinstance(i, FollowUp)]
+    return frames, jobs, follow_ups
+
+
+def _lost(kind: str, what: list[str]) -> None:
+    shown = ", ".join(what[:10]) + (f" … (+{len(what) - 10})" if len(what) > 10 else "")
+    log.exception("after-commit %s lost (%d): %s", kind, len(what), shown)
+
+
+def _flush(items: list[Any]) -> None:
+    collected = _collector.get()
+    if collected is not None:
+        collected.extend(items)  # run_sync's caller flushes them from its event loop
+        return
+    frames, jobs, follow_ups = _split(items)
+    if frames:
+        try:
+            _send_frames(frames)
+        except Exception:
+            _lost("frames", [f"{f.event}→{f.group}" for f in frames])
+    if jobs:
+        try:
+            _enqueue_jobs(jobs)
+        except Exception:
+            _lost("jobs", [j.describe() for j in jobs])
+    for follow_up in follow_ups:
+        try:
+            follow_up.fn()
+        except Exception:
+            _lost("follow-up", [getattr(follow_up.fn, "__qualname__", repr(follow_up.fn))])
+
+
+async def _aflush(items: list[Any]) -> None:
+    frames, jobs, follow_ups = _split(items)
+    if frames:
+        try:
+            await _asend_frames(frames)
+        except Exception:
+            _lost("frames", [f"{f.event}→{f.group}" for f in frames])
+    if jobs:
+        try:
+            await database_sync_to_async(_enqueue_jobs, thread_sensitive=False, executor=_db_executor())(jobs)
+        except Exception:
+            _lost("jobs", [j.describe() for j in jobs])
+    for follow_up in follow_ups:
+        try:
+            if follow_up.afn is not None:
+                await follow_up.afn()
+            else:
+                await database_sync_to_async(follow_up.fn, thread_sensitive=False, executor=_db_executor())()
+        except Exception:
+            _lost("follow-up", [getattr(follow_up.fn, "__qualname__", repr(follow_up.fn))])
+
+
+# --- jobs ----------------------------------------------------------------------------------
+def job_retry():
+    """The one retry policy of every job: 3 retries, after 2 s, 15 s and 60 s (the RQ
+    scheduler of `rqworker --with-scheduler` runs them; a worker killed mid-job is retried by
+    the started-job registry cleanup, which the notifications sweep runs every minute)."""
+    from rq import Retry
+
+    return Retry(max=3, interval=[2, 15, 60])
+
+
+@functools.cache
+def queue(name: str):
+    """The RQ queue `name` (one object per process, on the Redis client frames use too). For
+    reading its registries; enqueue through `enqueue`."""
+    import django_rq
+
+    return django_rq.get_queue(name, connection=_sync_redis(settings.RQ_QUEUES[name]["URL"]))
+
+
+def _enqueue_jobs(jobs: list[Job]) -> None:
+    """Every job in one pipeline per Redis connection (all our queues share one)."""
+    by_connection: dict[int, tuple[Any, list[tuple[Any, Job]]]] = {}
+    for job in jobs:
+        rq_queue = queue(job.queue)
+        by_connection.setdefault(id(rq_queue.connection), (rq_queue.connection, []))[1].append((rq_queue, job))
+    for redis_connection, entries in by_connection.values():
+        with redis_connection.pipeline() as pipe:
+            by_queue: dict[str, tuple[Any, list]] = {}
+            for rq_queue, job in entries:
+                data = rq_queue.prepare_data(
+                    job.func,
+                    args=job.args,
+                    job_id=job.job_id,
+                    description=job.description,
+                    retry=job_retry(),
+                )
+                by_queue.setdefault(rq_queue.name, (rq_queue, []))[1].append(data)
+            for rq_queue, datas in by_queue.values():
+                rq_queue.enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+
+
+# --- frames: channels_redis internals, here only --------------------------------------------
+def fast_path_supported(layer: Any) -> bool:
+    """The configured layer is channels_redis' RedisChannelLayer on one host, with the
+    internals the two-round-trip send relies on."""
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # pragma: no cover - channels_redis is a requirement
+        return False
+    return (
+        type(layer) is RedisChannelLayer
+        and layer.ring_size == 1
+        and all(hasattr(layer, name) for name in ("_group_key", "_map_channel_keys_to_connection", "serialize"))
+    )
+
+
+# KEYS = channel keys (repeats allowed, in send order). ARGV = one message per key, one
+# capacity per key, the score of the first message, the expiry. Same checks and format as
+# channels_redis' group_send; increasing scores keep the order per channel key.
+_PUSH = """
+local n = #KEYS
+local now = tonumber(ARGV[2 * n + 1])
+local expiry = tonumber(ARGV[2 * n + 2])
+local over = 0
+for i = 1, n do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, math.floor(now) - expiry)
+    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[n + i]) then
+        redis.call('ZADD', KEYS[i], now + i * 0.000001, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        over = over + 1
+    end
+end
+return over
+"""
+
+
+def _group_keys(layer: Any, frames: list[Frame]) -> list[bytes]:
+    for frame in frames:
+        assert layer.require_valid_group_name(frame.group), "Group name not valid"
+    return list(dict.fromkeys(layer._group_key(frame.group) for frame in frames))
+
+
+def _push_plan(layer: Any, frames: list[Frame], members: dict[bytes, list[str]]) -> list[tuple[bytes, bytes, int]]:
+    """(channel key, serialized message, capacity) per destination, in send order."""
+    plan = []
+    for frame in frames:
+        names = members.get(layer._group_key(frame.group))
+        if not names:
+            continue  # nobody listens (most recipients of a large fan-out are offline)
+        _by_connection, key_to_message, key_to_capacity = layer._map_channel_keys_to_connection(names, frame.message())
+        for channel_key, serialized in key_to_message.items():
+            plan.append((channel_key, serialized, key_to_capacity[channel_key]))
+    return plan
+
+
+def _push_args(layer: Any, chunk: list[tuple[bytes, bytes, int]]) -> list[Any]:
+    return [
+        *(c[0] for c in chunk),
+        *(c[1] for c in chunk),
+        *(c[2] for c in chunk),
+        time.time(),
+        int(layer.expiry),
+    ]
+
+
+def _members_reply(keys: list[bytes], replies: list[Any]) -> dict[bytes, list[str]]:
+    return {key: [n.decode("utf8") for n in replies[2 * i + 1]] for i, key in enumerate(keys)}
+
+
+@functools.cache
+def _sync_redis(address: str):
+    import redis
+
+    return redis.Redis.from_url(address, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
+def _layer_address(layer: Any) -> str:
+    host = layer.hosts[0]
+    return host.get("address") if isinstance(host, dict) and host.get("address") else settings.REDIS_URL
+
+
+def _send_frames(frames: list[Frame]) -> None:
+    """From a sync thread: straight to Redis (no event loop involved)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    if not fast_path_supported(layer):
+        from asgiref.sync import async_to_sync
+
+        async_to_sync(_asend_frames)(frames)
+        return
+    client = _sync_redis(_layer_address(layer))
+    for start in range(0, len(frames), GROUPS_PER_READ):
+        chunk = frames[start : start + GROUPS_PER_READ]
+        keys = _group_keys(layer, chunk)
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zremrangebyscore(key, min=0, max=int(time.time()) - layer.group_expiry)
+                pipe.zrange(key, 0, -1)
+            replies = pipe.execute()
+        plan = _push_plan(layer, chunk, _members_reply(keys, replies))
+        for at in range(0, len(plan), KEYS_PER_PUSH):
+            part = plan[at : at + KEYS_PER_PUSH]
+            over = client.eval(_PUSH, len(part), *_push_args(layer, part))
+            if over:
+                log.info("%s of %s channel messages over capacity", over, len(part))
+
+
+async def _asend_frames(frames: list[Frame]) -> None:
+    """From an event loop: the layer's own connection pool for this loop."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    if not fast_path_supported(layer):
+        for frame in frames:
+            await layer.group_send(frame.group, frame.message())
+        return
+    connection = layer.connection(0)
+    for start in range(0, len(frames), GROUPS_PER_READ):
+        chunk = frames[start : start + GROUPS_PER_READ]
+        keys = _group_keys(layer, chunk)
+        async with connection.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zremrangebyscore(key, min=0, max=int(time.time()) - layer.group_expiry)
+                pipe.zrange(key, 0, -1)
+            replies = await pipe.execute()
+        plan = _push_plan(layer, chunk, _members_reply(keys, replies))
+        for at in range(0, len(plan), KEYS_PER_PUSH):
+            part = plan[at : at + KEYS_PER_PUSH]
+            over = await connection.eval(_PUSH, len(part), *_push_args(layer, part))
+            if over:
+                log.info("%s of %s channel messages over capacity", over, len(part))
+
+
+def reset_for_tests() -> None:
+    """Forget cached queues and Redis clients (a test pointed the settings elsewhere)."""
+    queue.cache_clear()
+    _sync_redis.cache_clear()
+
+
+__all__ = [
+    "Job",
+    "abroadcast",
+    "after_commit",
+    "broadcast",
+    "broadcast_many",
+    "enqueue",
+    "enqueue_many",
+    "fast_path_supported",
+    "job_retry",
+    "queue",
+    "run_sync",
+]
