@@ -36,8 +36,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from accounts.testing import auth_header
 from bench.common import Result, summarize
-from feed import cursors
-from feed.cursors import parse_limit
+from emploiplus.pagination import encode_cursor, parse_limit
 from feed.selectors import FEED_COLUMNS, _fetch, feed_entry_shape
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
@@ -145,7 +144,7 @@ def _cursor_at(depth: int) -> str | None:
     with connection.cursor() as cursor:
         cursor.execute(sql)
         pinned, created_at, post_id = cursor.fetchone()
-    return cursors.encode("feed", {"p": pinned, "t": created_at.isoformat(), "i": str(post_id)})
+    return encode_cursor("feed", {"p": pinned, "t": created_at.isoformat(), "i": str(post_id)})
 
 
 def run() -> list[Result]:

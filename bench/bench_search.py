@@ -30,8 +30,8 @@ from accounts.testing import auth_header
 from bench.bench_feed import ensure_data
 from bench.common import Result, summarize
 from emploiplus import search
+from emploiplus.pagination import parse_limit
 from feed import selectors
-from feed.cursors import parse_limit
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 QUERIES = [

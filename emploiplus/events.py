@@ -8,10 +8,22 @@ transport (`/ws/…`, Socket.IO) and every service agree on them.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 EVENT_MESSAGE_TYPE = "emploiplus.event"
+
+
+def iso(value: datetime | None) -> str | None:
+    """The wire format of every timestamp in a payload: ISO 8601, UTC, `Z`."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    return iso(datetime.now(UTC))
 
 
 def user_group(user_id: UUID | str) -> str:

@@ -8,13 +8,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from emploiplus.pagination import Page, parse_limit
 from emploiplus.schema import page_of
 from feed import selectors, services
-from feed.cursors import parse_limit
 
 
-def _page(page: selectors.Page) -> Response:
-    return Response({"results": page.results, "next_cursor": page.next_cursor})
+def _page(page: Page) -> Response:
+    return Response(page.body())
 
 
 class _Url(serializers.URLField):

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
 
 from accounts.models import Role, User
-from emploiplus import search
+from emploiplus import pagination, search
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
-from feed import cursors
+from emploiplus.pagination import Page
 from feed.models import Comment, Post
 
 FEED_COLUMNS = """
@@ -40,12 +38,6 @@ FEED_COLUMNS = """
 
 FEED_ORDER = "ORDER BY is_pinned DESC, created_at DESC, id DESC"
 PHASE_ORDER = "ORDER BY f.created_at DESC, f.id DESC"
-
-
-@dataclass(frozen=True)
-class Page:
-    results: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 def _fetch(sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
@@ -83,14 +75,10 @@ def feed_entry_shape(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _feed_cursor_position(token: str) -> tuple[bool, dt.datetime, uuid.UUID]:
-    payload = cursors.decode("feed", token)
-    try:
-        pinned = payload["p"]
-        created_at = dt.datetime.fromisoformat(payload["t"])
-        post_id = uuid.UUID(payload["i"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
-    if not isinstance(pinned, bool) or created_at.tzinfo is None:
+    """(in the pinned phase?, created_at, id) of the last post of the previous page."""
+    pinned = pagination.decode_cursor("feed", token).get("p")
+    created_at, post_id = pagination.keyset_position("feed", token)
+    if not isinstance(pinned, bool):
         raise ApplicationError("invalid_cursor", "Curseur invalide.")
     return pinned, created_at, post_id
 
@@ -119,7 +107,7 @@ def feed_list(*, viewer: User, cursor: str | None = None, limit: int = 20) -> Pa
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = cursors.encode(
+        next_cursor = pagination.encode_cursor(
             "feed", {"p": last["is_pinned"], "t": last["created_at"].isoformat(), "i": str(last["id"])}
         )
     return Page([feed_entry_shape(row) for row in rows], next_cursor)
@@ -184,25 +172,10 @@ def comment_shape(comment: Comment) -> dict[str, Any]:
 def comment_list(*, post_id: uuid.UUID, cursor: str | None = None, limit: int = 20) -> Page:
     """Comments of a visible post, oldest first, keyset on (created_at, id)."""
     post_get_visible(post_id=post_id)
-    qs = (
-        Comment.objects.filter(post_id=post_id, deleted_at__isnull=True, user__is_active=True)
-        .select_related("user")
-        .order_by("created_at", "id")
+    qs = Comment.objects.filter(post_id=post_id, deleted_at__isnull=True, user__is_active=True).select_related("user")
+    items, next_cursor = pagination.keyset_page(
+        qs, list_name=f"comments.{post_id}", cursor=cursor, limit=limit, ascending=True
     )
-    if cursor is not None:
-        payload = cursors.decode(f"comments.{post_id}", cursor)
-        try:
-            created_at = dt.datetime.fromisoformat(payload["t"])
-            comment_id = uuid.UUID(payload["i"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
-        qs = qs.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=comment_id))
-    items = list(qs[: limit + 1])
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        last = items[-1]
-        next_cursor = cursors.encode(f"comments.{post_id}", {"t": last.created_at.isoformat(), "i": str(last.id)})
     return Page([comment_shape(c) for c in items], next_cursor)
 
 
@@ -333,18 +306,13 @@ def search_query(*, q: str, kinds: list[str], offset: int, limit: int) -> tuple[
 
 def search_list(*, user: User, q: str, type_: str | None, cursor: str | None = None, limit: int = 20) -> Page:
     kinds = search_kinds_for(user=user, type_=type_)
-    offset = 0
-    if cursor is not None:
-        payload = cursors.decode("search", cursor)
-        offset = payload.get("o")
-        if payload.get("q") != q or payload.get("k") != kinds or not isinstance(offset, int) or offset < 0:
-            raise ApplicationError("invalid_cursor", "Curseur invalide.")
+    offset = pagination.offset_from_cursor("search", cursor, bound=[q, kinds])
     rows, consumed = search_query(q=q, kinds=kinds, offset=offset, limit=limit + 1)
     next_cursor = None
     if len(rows) > limit and offset + consumed - 1 < SEARCH_MAX_OFFSET * len(kinds):
         rows = rows[:limit]
         # The (limit+1)-th row was consumed but not shown: the next page starts with it.
-        next_cursor = cursors.encode("search", {"q": q, "k": kinds, "o": offset + consumed - 1})
+        next_cursor = pagination.offset_cursor("search", offset + consumed - 1, bound=[q, kinds])
     results = [
         {
             "type": row["kind"],

@@ -12,7 +12,9 @@ from rest_framework.views import APIView
 
 from accounts.models import Candidate, Company, ExperienceLevel, Role
 from accounts.permissions import IsCandidate
+from emploiplus import pagination
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
+from emploiplus.pagination import parse_limit
 from emploiplus.schema import page_of
 from matching import selectors, services
 from matching.models import JobStatus, JobType
@@ -21,11 +23,7 @@ MAX_LIMIT = 100
 
 
 def _limit(request, default: int = 20) -> int:
-    try:
-        value = int(request.query_params.get("limit", default))
-    except ValueError:
-        value = default
-    return max(1, min(value, MAX_LIMIT))
+    return parse_limit(request.query_params.get("limit"), default=default, maximum=MAX_LIMIT)
 
 
 def _csv_param(request, name: str) -> list[str]:
@@ -166,10 +164,11 @@ class JobMatchesApi(APIView):
             raise Forbidden("Réservé à l'entreprise qui publie l'offre.")
         # The page is cut in SQL (LIMIT/OFFSET on the ranked query): at 1M candidates a job
         # can have tens of thousands of matches, none of which should travel for nothing.
-        offset = selectors.offset_from_cursor(request.query_params.get("cursor"))
+        list_name, bound = "job-matches", str(job.pk)
+        offset = pagination.offset_from_cursor(list_name, request.query_params.get("cursor"), bound=bound)
         limit = _limit(request, 50)
         rows = selectors.candidates_matching_job(job=job, limit=limit + 1, offset=offset)
-        page, next_cursor = selectors.offset_page(rows, offset=offset, limit=limit)
+        page, next_cursor = pagination.offset_page(rows, list_name=list_name, offset=offset, limit=limit, bound=bound)
         people = {
             c.pk: c for c in Candidate.objects.select_related("user").filter(pk__in=[m.candidate_id for m in page])
         }
@@ -247,9 +246,12 @@ class MyMatchesApi(APIView):
         candidate = Candidate.objects.filter(pk=request.user.pk).first()
         if candidate is None:
             raise NotFound("Profil candidat introuvable.")
+        limit = _limit(request)
+        list_name, bound = "my-matches", str(candidate.pk)
+        offset = pagination.offset_from_cursor(list_name, request.query_params.get("cursor"), bound=bound)
         matches = selectors.jobs_matching_candidate(candidate=candidate)
-        page, next_cursor = selectors.paginate_offset(
-            matches, cursor=request.query_params.get("cursor"), limit=_limit(request)
+        page, next_cursor = pagination.offset_page(
+            matches[offset : offset + limit + 1], list_name=list_name, offset=offset, limit=limit, bound=bound
         )
         jobs = {
             j.pk: j for j in selectors.Job.objects.select_related("company").filter(pk__in=[m.job_id for m in page])

@@ -18,22 +18,19 @@ Why the `&&` (overlap) prefilter is exact — and when it is dropped
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from accounts.models import Role, User
+from emploiplus import pagination
 from emploiplus.errors import ApplicationError, NotFound
 from emploiplus.search import search_matches
 from matching.models import Job, JobStatus
@@ -418,21 +415,6 @@ def job_get_for_edit(*, job_id: UUID | str, user: User) -> Job:
     return job
 
 
-def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, size: int) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
-    if not isinstance(values, list) or len(values) != size:
-        raise ApplicationError("invalid_cursor", "Curseur invalide.")
-    return values
-
-
 def job_list(
     *,
     user: User | None,
@@ -480,39 +462,4 @@ def job_list(
         qs = qs.filter(required_skills__overlap=normalised)
     if job_types:
         qs = qs.filter(job_type__in=job_types)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor, 2)
-        try:
-            created = datetime.fromisoformat(created_at)
-            last = UUID(str(last_id))
-        except (TypeError, ValueError) as exc:
-            raise ApplicationError("invalid_cursor", "Curseur invalide.") from exc
-        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=last))
-    jobs = list(qs.order_by("-created_at", "-id")[: limit + 1])
-    next_cursor = None
-    if len(jobs) > limit:
-        jobs = jobs[:limit]
-        next_cursor = encode_cursor([jobs[-1].created_at.isoformat(), str(jobs[-1].id)])
-    return jobs, next_cursor
-
-
-def offset_from_cursor(cursor: str | None) -> int:
-    """The position an opaque offset cursor stands for (0 without a cursor)."""
-    if not cursor:
-        return 0
-    (offset,) = decode_cursor(cursor, 1)
-    if not isinstance(offset, int) or offset < 0:
-        raise ApplicationError("invalid_cursor", "Curseur invalide.")
-    return offset
-
-
-def offset_page(rows: list[Any], *, offset: int, limit: int) -> tuple[list[Any], str | None]:
-    """`rows` fetched with LIMIT limit + 1 OFFSET offset → (page, next cursor)."""
-    next_cursor = encode_cursor([offset + limit]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
-
-
-def paginate_offset(items: list[Any], *, cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
-    """Opaque offset cursor over a list already in memory (a candidate's few matching jobs)."""
-    offset = offset_from_cursor(cursor)
-    return offset_page(items[offset : offset + limit + 1], offset=offset, limit=limit)
+    return pagination.keyset_page(qs, list_name="jobs", cursor=cursor, limit=limit)

@@ -13,13 +13,18 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from emploiplus.pagination import parse_limit
 from emploiplus.schema import page_of
 from messaging import selectors, services
 
 
+def _limit(request) -> int:
+    return parse_limit(request.query_params.get("limit"), default=selectors.DEFAULT_PAGE, maximum=selectors.MAX_PAGE)
+
+
 class ConversationListCreateApi(APIView):
     class FilterSerializer(serializers.Serializer):
-        cursor = serializers.CharField(required=False)
+        cursor = serializers.CharField(required=False, help_text="`next_cursor` of the previous page (opaque)")
         limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_PAGE)
 
     @extend_schema_serializer(component_name="ConversationCreateInput")
@@ -32,9 +37,8 @@ class ConversationListCreateApi(APIView):
 
     @extend_schema(parameters=[FilterSerializer], responses=page_of("ConversationPage", OpenApiTypes.OBJECT))
     def get(self, request):
-        params = self.FilterSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        return Response(selectors.conversation_list(user=request.user, **params.validated_data))
+        cursor = request.query_params.get("cursor") or None
+        return Response(selectors.conversation_list(user=request.user, cursor=cursor, limit=_limit(request)))
 
     @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
@@ -55,8 +59,9 @@ class ConversationListCreateApi(APIView):
 
 class ConversationMessagesApi(APIView):
     class FilterSerializer(serializers.Serializer):
-        before = serializers.UUIDField(required=False)
-        after = serializers.UUIDField(required=False)
+        before = serializers.UUIDField(required=False, help_text="Older than this message (newest first)")
+        after = serializers.UUIDField(required=False, help_text="Newer than this message (oldest first, catch-up)")
+        cursor = serializers.CharField(required=False, help_text="`next_cursor` of the previous page (opaque)")
         limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_PAGE)
 
     @extend_schema_serializer(component_name="MessageSendInput")
@@ -69,10 +74,19 @@ class ConversationMessagesApi(APIView):
 
     @extend_schema(parameters=[FilterSerializer], responses=page_of("MessagePage", OpenApiTypes.OBJECT))
     def get(self, request, conversation_id):
-        params = self.FilterSerializer(data=request.query_params)
+        limit = _limit(request)
+        params = self.FilterSerializer(data={k: v for k, v in request.query_params.items() if k != "limit"})
         params.is_valid(raise_exception=True)
-        filters = {k: str(v) if k in ("before", "after") else v for k, v in params.validated_data.items()}
-        return Response(selectors.message_list(user=request.user, conversation_id=conversation_id, **filters))
+        anchors = {k: str(v) for k, v in params.validated_data.items() if k in ("before", "after")}
+        return Response(
+            selectors.message_list(
+                user=request.user,
+                conversation_id=conversation_id,
+                cursor=params.validated_data.get("cursor"),
+                limit=limit,
+                **anchors,
+            )
+        )
 
     @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request, conversation_id):

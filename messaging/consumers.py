@@ -17,9 +17,9 @@ from typing import Any
 from emploiplus import effects
 from emploiplus.consumers import EventConsumer
 from emploiplus.errors import ApplicationError, Forbidden
-from emploiplus.events import conversation_group, presence_group, user_group
+from emploiplus.events import conversation_group, iso, now_iso, presence_group, user_group
 from messaging import presence, selectors, services
-from messaging.selectors import iso, message_payload, parse_uuid
+from messaging.selectors import message_payload, parse_uuid
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
                 "conversationId": conversation_id,
                 "userId": str(self.user.pk),
                 "email": self.user.email,
-                "timestamp": presence.now_iso(),
+                "timestamp": now_iso(),
             },
             exclude=self.channel_name,
         )
@@ -145,7 +145,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
                 "userId": str(self.user.pk),
                 "email": self.user.email,
                 "isTyping": bool(data.get("isTyping", True)),
-                "timestamp": presence.now_iso(),
+                "timestamp": now_iso(),
             },
             exclude=self.channel_name,
         )

@@ -37,14 +37,13 @@ import functools
 import logging
 import weakref
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from django.conf import settings
 
 from emploiplus import effects
-from emploiplus.events import presence_group
+from emploiplus.events import now_iso, presence_group
 from emploiplus.redis import get_redis, key
 
 log = logging.getLogger(__name__)
@@ -128,10 +127,6 @@ for i, k in ipairs(KEYS) do out[i] = redis.call('ZCOUNT', k, '(' .. now, '+inf')
 return out
 """
 )
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- queries (sync: services; async: consumers) ----------------------------------------

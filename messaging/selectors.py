@@ -8,29 +8,22 @@ never shown to users.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, DateTimeField, F, OuterRef, Prefetch, Q, Subquery, Value
+from django.db.models import Count, DateTimeField, OuterRef, Prefetch, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
+from emploiplus import pagination
 from emploiplus.errors import ApplicationError, NotFound
+from emploiplus.events import iso
 from messaging.models import Conversation, ConversationParticipant, Message
 
 DEFAULT_PAGE = 30
 MAX_PAGE = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")
 
 
 # --- payloads ---------------------------------------------------------------------------
@@ -129,39 +122,11 @@ def conversation_get_for_user(*, user: User, conversation_id: uuid.UUID | str) -
     return conversation
 
 
-def _encode_cursor(*parts: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> list[str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(parts, list) or len(parts) != 2:
-            raise ValueError
-        datetime.fromisoformat(parts[0])
-        uuid.UUID(parts[1])
-        return parts
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ApplicationError("invalid_cursor", "Curseur invalide.") from None
-
-
-def _limit(limit: int | None) -> int:
-    return max(1, min(int(limit or DEFAULT_PAGE), MAX_PAGE))
-
-
-def conversation_list(*, user: User, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+def conversation_list(*, user: User, cursor: str | None = None, limit: int = DEFAULT_PAGE) -> dict[str, Any]:
     """The user's conversations, most recent activity first; `{"results", "next_cursor"}`."""
-    limit = _limit(limit)
-    qs = _conversations_for(user).order_by(F("activity_at").desc(), F("id").desc())
-    if cursor:
-        at, cid = _decode_cursor(cursor)
-        at_dt = datetime.fromisoformat(at)
-        qs = qs.filter(Q(activity_at__lt=at_dt) | Q(activity_at=at_dt, id__lt=cid))
-    rows = list(qs[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = _encode_cursor(rows[-1].activity_at.isoformat(), str(rows[-1].id)) if more else None
+    rows, next_cursor = pagination.keyset_page(
+        _conversations_for(user), list_name=f"conversations.{user.pk}", cursor=cursor, limit=limit, at="activity_at"
+    )
     return {"results": [conversation_payload(c, user=user) for c in rows], "next_cursor": next_cursor}
 
 
@@ -171,19 +136,23 @@ def message_list(
     conversation_id: uuid.UUID | str,
     before: str | None = None,
     after: str | None = None,
-    limit: int | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_PAGE,
 ) -> dict[str, Any]:
     """History of a conversation the user is in.
 
-    Default and `?before=<message id>`: newest first, `next_cursor` = the id to pass as
-    `before` for the older page. `?after=<message id>` (catch-up after being offline):
-    oldest first, `next_cursor` = the id to pass as `after` for the next page.
+    Default and `?before=<message id>`: newest first. `?after=<message id>` (catch-up after
+    being offline): oldest first. `next_cursor` continues in the same direction (pass it as
+    `?cursor=`).
     """
     conversation_require_participant(user=user, conversation_id=conversation_id)
-    if before and after:
-        raise ApplicationError("invalid_data", "Utilisez 'before' ou 'after', pas les deux.")
-    limit = _limit(limit)
+    if sum(x is not None for x in (before, after, cursor)) > 1:
+        raise ApplicationError("invalid_data", "Utilisez 'before', 'after' ou 'cursor', un seul.")
+    list_name = f"messages.{conversation_id}"
     qs = Message.objects.filter(conversation_id=conversation_id).select_related("sender")
+    ascending = after is not None
+    if cursor is not None:
+        ascending = pagination.decode_cursor(list_name, cursor).get("a") is True
     anchor_id = before or after
     if anchor_id:
         anchor = (
@@ -193,16 +162,14 @@ def message_list(
         )
         if anchor is None:
             raise NotFound("Message introuvable.")
-        at, mid = anchor["created_at"], anchor["id"]
-        if before:
-            qs = qs.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=mid))
-        else:
-            qs = qs.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=mid))
-    order = ("created_at", "id") if after else ("-created_at", "-id")
-    rows = list(qs.order_by(*order)[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"results": [message_payload(m) for m in rows], "next_cursor": str(rows[-1].id) if more else None}
+        qs = pagination.keyset_after(qs, anchor["created_at"], anchor["id"], ascending=ascending)
+    rows, next_cursor = pagination.keyset_page(qs, list_name=list_name, cursor=cursor, limit=limit, ascending=ascending)
+    if next_cursor is not None:
+        last = rows[-1]
+        next_cursor = pagination.encode_cursor(
+            list_name, {"t": last.created_at.isoformat(), "i": str(last.id), "a": ascending}
+        )
+    return {"results": [message_payload(m) for m in rows], "next_cursor": next_cursor}
 
 
 def unread_counts(*, user: User) -> dict[str, int]:

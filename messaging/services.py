@@ -27,10 +27,10 @@ from django.utils import timezone
 from accounts.models import User
 from emploiplus import effects
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
-from emploiplus.events import user_group
+from emploiplus.events import iso, user_group
 from messaging import presence
 from messaging.models import MAX_GROUP_SIZE, MAX_MESSAGE_LENGTH, Conversation, ConversationParticipant, Message
-from messaging.selectors import iso, message_payload, parse_uuid
+from messaging.selectors import message_payload, parse_uuid
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin
+from emploiplus.pagination import parse_limit
 from notifications import selectors, services
 
 
@@ -41,18 +42,19 @@ QUEUES_HEALTH = inline_serializer(
 
 class NotificationListApi(APIView):
     class FilterSerializer(serializers.Serializer):
-        cursor = serializers.CharField(required=False, allow_blank=True)
+        cursor = serializers.CharField(required=False, help_text="`next_cursor` of the previous page (opaque)")
         limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_LIMIT, default=20)
         unread = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(parameters=[FilterSerializer], responses=NOTIFICATION_PAGE)
     def get(self, request):
-        params = self.FilterSerializer(data=request.query_params)
+        limit = parse_limit(request.query_params.get("limit"), maximum=selectors.MAX_LIMIT)
+        params = self.FilterSerializer(data={k: v for k, v in request.query_params.items() if k != "limit"})
         params.is_valid(raise_exception=True)
         rows, next_cursor = selectors.notification_list_for_user(
             user=request.user,
             cursor=params.validated_data.get("cursor") or None,
-            limit=params.validated_data["limit"],
+            limit=limit,
             unread_only=params.validated_data["unread"],
         )
         return Response({"results": NotificationOutputSerializer(rows, many=True).data, "next_cursor": next_cursor})

@@ -115,14 +115,14 @@ def test_it_refuses_a_forged_cursor(api, auth, alice, make_post, cursor):
 
 
 def test_it_refuses_a_cursor_with_a_valid_signature_but_bad_content(api, auth, alice):
-    from feed import cursors
+    from emploiplus.pagination import encode_cursor
 
     for payload in (
         {"p": "yes", "t": "2020-01-01T00:00:00+00:00", "i": "00000000-0000-0000-0000-000000000000"},
         {"p": False, "t": "not a date", "i": "00000000-0000-0000-0000-000000000000"},
         {"p": False},
     ):
-        response = api.get("/api/feed/", {"cursor": cursors.encode("feed", payload)}, headers=auth(alice))
+        response = api.get("/api/feed/", {"cursor": encode_cursor("feed", payload)}, headers=auth(alice))
         assert response.status_code == 400
         assert response.json()["code"] == "invalid_cursor"
 

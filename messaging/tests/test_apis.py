@@ -84,14 +84,14 @@ def test_it_pages_history_newest_first_and_catches_up_after(api, auth, alice, bo
 
     page = api.get(f"{url}?limit=2", headers=auth(bob)).json()
     assert [m["content"] for m in page["results"]] == ["m4", "m3"]
-    page = api.get(f"{url}?limit=2&before={page['next_cursor']}", headers=auth(bob)).json()
+    page = api.get(f"{url}?limit=2&cursor={page['next_cursor']}", headers=auth(bob)).json()
     assert [(m["content"], m["deleted"]) for m in page["results"]] == [("", True), ("m1", False)]
-    page = api.get(f"{url}?limit=2&before={page['next_cursor']}", headers=auth(bob)).json()
+    page = api.get(f"{url}?limit=2&cursor={page['next_cursor']}", headers=auth(bob)).json()
     assert [m["content"] for m in page["results"]] == ["m0"] and page["next_cursor"] is None
 
     catch_up = api.get(f"{url}?after={sent[1].pk}&limit=2", headers=auth(bob)).json()
     assert [m["id"] for m in catch_up["results"]] == [str(sent[2].pk), str(sent[3].pk)]
-    catch_up = api.get(f"{url}?after={catch_up['next_cursor']}", headers=auth(bob)).json()
+    catch_up = api.get(f"{url}?cursor={catch_up['next_cursor']}", headers=auth(bob)).json()
     assert [m["content"] for m in catch_up["results"]] == ["m4"] and catch_up["next_cursor"] is None
     assert api.get(f"{url}?after={uuid.uuid4()}", headers=auth(bob)).status_code == 404
 

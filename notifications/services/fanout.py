@@ -23,7 +23,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +33,7 @@ from django.utils import timezone
 from accounts.models import Role
 from emploiplus import effects, events
 from emploiplus.errors import ApplicationError
+from emploiplus.events import iso
 from notifications.models import BatchStatus, Channel, Notification, NotificationBatch
 from notifications.services import dispatch
 from notifications.services.dispatch import batch_size
@@ -44,15 +45,11 @@ CHANNELS = tuple(Channel.values)
 EXTERNAL_CHANNELS = ("push", "email", "sms")
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def notification_frame(
     *, id: Any, type: str, title: str, body: str, data: dict[str, Any], created_at: datetime
 ) -> dict[str, Any]:
     """The `notification` event's payload (CONTRACT §5), for every transport."""
-    return {"id": str(id), "type": type, "title": title, "body": body, "data": data, "createdAt": _iso(created_at)}
+    return {"id": str(id), "type": type, "title": title, "body": body, "data": data, "createdAt": iso(created_at)}
 
 
 def notification_queue(
