@@ -303,12 +303,13 @@ async def _aflush(items: list[Any]) -> None:
 
 # --- jobs ----------------------------------------------------------------------------------
 def job_retry():
-    """The one retry policy of every job: 3 retries, after 2 s, 15 s and 60 s (the RQ
-    scheduler of `rqworker --with-scheduler` runs them; a worker killed mid-job is retried by
-    the started-job registry cleanup, which the notifications sweep runs every minute)."""
+    """The one retry policy of every job: 3 retries, at once, then after 30 s and 120 s.
+    The first one needs no scheduler: after a worker was killed (its job is retried by the
+    started-job registry cleanup the notifications sweep runs every minute), the dead worker's
+    scheduler lock keeps every scheduler away for a minute. Jobs are idempotent."""
     from rq import Retry
 
-    return Retry(max=3, interval=[2, 15, 60])
+    return Retry(max=3, interval=[0, 30, 120])
 
 
 @functools.cache

@@ -14,11 +14,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as django_server_error
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from emploiplus.errors import ApplicationError
+
+PAYLOAD_TOO_LARGE = {"detail": "Corps de requête trop volumineux (1 Mio au plus).", "code": "payload_too_large"}
+
+
+def payload_too_large_response(path: str) -> JsonResponse:
+    """The 413 a route would give, for a body refused before any view ran (emploiplus.handlers):
+    the webhooks' `{"error", "detail"}` under /api/webhooks/, the API's `{"detail", "code"}`
+    elsewhere."""
+    if path.startswith("/api/webhooks/"):
+        from webhooks.signing import payload_too_large
+
+        return JsonResponse(payload_too_large().body, status=413)
+    return JsonResponse(PAYLOAD_TOO_LARGE, status=413)
 
 
 def _code_of(exc: exceptions.APIException) -> str:
@@ -34,10 +50,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(body, status=exc.status)
 
     if isinstance(exc, RequestDataTooBig):
-        return Response(
-            {"detail": "Corps de requête trop volumineux (1 Mio au plus).", "code": "payload_too_large"},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
+        return Response(PAYLOAD_TOO_LARGE, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
     from webhooks.signing import WebhookAuthError
 
@@ -65,3 +78,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             response.data["retry_after"] = int(exc.wait)
     return response
+
+
+def not_found(request, exception=None):
+    """Django's 404 for paths no route matches: JSON under /api/ (clients parse it), Django's
+    page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Ressource introuvable.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """An unexpected error outside DRF (or DRF's re-raised one): JSON under /api/."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Erreur interne du serveur.", "code": "server_error"}, status=500)
+    return django_server_error(request)

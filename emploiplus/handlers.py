@@ -25,7 +25,6 @@ no file uploads.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,6 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.http import HttpResponse
 from django.urls import set_script_prefix
 
 T = TypeVar("T")
@@ -60,16 +58,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def payload_too_large_response() -> HttpResponse:
-    """413 in both error shapes: the API's `{detail, code}` and the webhooks' `{error}`."""
-    body = {
-        "detail": "Corps de requête trop volumineux (1 Mio au plus).",
-        "code": "payload_too_large",
-        "error": "payload_too_large",
-    }
-    return HttpResponse(json.dumps(body, ensure_ascii=False), status=413, content_type="application/json")
-
-
 class SyncStackASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -78,7 +66,9 @@ class SyncStackASGIHandler(ASGIHandler):
         try:
             body_file = await self.read_body(receive, scope)
         except _BodyTooLarge:
-            await self.send_response(payload_too_large_response(), send)
+            from emploiplus.exceptions import payload_too_large_response  # DRF: after django.setup()
+
+            await self.send_response(payload_too_large_response(scope.get("path", "")), send)
             return
         except RequestAborted:  # the client went away while sending
             return

@@ -22,3 +22,6 @@ urlpatterns = [
     path("api/", include("notifications.urls")),
     path("api/webhooks/", include("webhooks.urls")),
 ]
+
+handler404 = "emploiplus.exceptions.not_found"
+handler500 = "emploiplus.exceptions.server_error"

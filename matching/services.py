@@ -178,9 +178,8 @@ def job_match_and_notify(*, job_id: UUID | str) -> dict[str, Any]:
                 body_en=f"{job.location or 'Location not specified'} · {job.job_type} · {score} % match",
                 data={
                     "type": NOTIFICATION_TYPE_JOB,
-                    "job_id": str(job.id),
                     "jobId": str(job.id),
-                    "company_id": str(job.company_id),
+                    "companyId": str(job.company_id),
                     "score": float(score),
                 },
                 user_ids=user_ids,
@@ -253,7 +252,6 @@ def candidate_rematch(*, candidate_id: UUID | str) -> dict[str, Any]:
                 data={
                     "type": NOTIFICATION_TYPE_DIGEST,
                     "count": count,
-                    "job_ids": [str(job_id) for job_id, _ in claimed],
                     "jobIds": [str(job_id) for job_id, _ in claimed],
                     "scores": {str(job_id): float(score) for job_id, score in claimed},
                 },

@@ -35,3 +35,10 @@ def test_it_answers_404_in_json_for_an_unknown_id(api, auth, alice):
     response = api.get("/api/posts/00000000-0000-4000-8000-000000000000/", headers=auth(alice))
     assert response.status_code == 404
     assert set(response.json()) == {"detail", "code"}
+
+
+def test_it_answers_404_in_json_for_an_unknown_api_route_and_a_page_elsewhere(client):
+    response = client.get("/api/no-such-route/")
+    assert (response.status_code, response.json()) == (404, {"detail": "Ressource introuvable.", "code": "not_found"})
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")

@@ -43,7 +43,7 @@ def test_it_lets_a_company_user_publish_a_job_that_runs_the_pipeline(
     assert job.created_by_id == rita.pk
     assert job.notification_status == NotificationStatus.SENT
     notification = Notification.objects.get(user=alice)
-    assert notification.data["job_id"] == body["id"]
+    assert notification.data["jobId"] == body["id"]
 
 
 def test_it_runs_the_pipeline_when_a_draft_is_activated_only(
@@ -192,7 +192,7 @@ def test_it_lets_a_candidate_edit_their_profile_and_rematches(
     assert run_queue() == []
     digest = Notification.objects.get(user=alice)
     assert digest.title == "1 nouvelle offre correspond à votre profil"
-    assert digest.data["job_ids"] == [str(job.pk)]
+    assert digest.data["jobIds"] == [str(job.pk)]
 
     matches = api.get("/api/me/matches/", headers=auth(alice)).json()
     assert [(m["job"]["id"], m["score"]) for m in matches["results"]] == [(str(job.pk), 100.0)]

@@ -79,7 +79,7 @@ def test_it_notifies_matched_candidates_once_with_their_score(people, job):
     sent = notified()
     assert set(sent) == {"alice", "bob", "charlie"}  # erin opted out; inactive/deleted never match
     assert sent["bob"].title == "Nouvelle offre : Développeur full-stack — Acme SAS"
-    assert sent["bob"].data["job_id"] == str(job.pk)
+    assert sent["bob"].data["jobId"] == str(job.pk)
     assert sent["bob"].data["score"] == 72.5
     assert sent["alice"].data["score"] == 100.0
 
@@ -144,7 +144,7 @@ def test_it_sends_one_digest_when_a_profile_change_brings_new_jobs(acme, alice, 
     assert digests.count() == 1
     digest = digests.get()
     assert digest.title == "3 nouvelles offres correspondent à votre profil"
-    assert sorted(digest.data["job_ids"]) == sorted(str(j.pk) for j in jobs)
+    assert sorted(digest.data["jobIds"]) == sorted(str(j.pk) for j in jobs)
     assert CandidateJobMatch.objects.filter(candidate_id=alice.pk, notified_at__isnull=False).count() == 3
 
     # Same skills written differently: no relevant change, nothing queued.
@@ -160,7 +160,7 @@ def test_it_sends_one_digest_when_a_profile_change_brings_new_jobs(acme, alice, 
     latest = Notification.objects.filter(user=alice, type="job_matches_digest").order_by("-created_at").first()
     assert Notification.objects.filter(user=alice, type="job_matches_digest").count() == 2
     assert latest.title == "1 nouvelle offre correspond à votre profil"
-    assert latest.data["job_ids"] == [str(new.pk)]
+    assert latest.data["jobIds"] == [str(new.pk)]
 
 
 def test_it_sweeps_an_active_job_whose_delivery_was_lost(people, job):

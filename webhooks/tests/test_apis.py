@@ -254,7 +254,7 @@ def test_it_rematches_on_a_candidate_update_with_one_digest(client, acme, alice,
     assert Candidate.objects.get(pk=alice.pk).skills == ["python", "django", "sql"]
     digest = Notification.objects.get(user=alice)
     assert digest.title == "3 nouvelles offres correspondent à votre profil"
-    assert sorted(digest.data["job_ids"]) == sorted(str(j.pk) for j in jobs)
+    assert sorted(digest.data["jobIds"]) == sorted(str(j.pk) for j in jobs)
     assert CandidateJobMatch.objects.filter(candidate_id=alice.pk, notified_at__isnull=False).count() == 3
 
 

@@ -63,7 +63,7 @@ def test_it_goes_from_a_signed_delivery_to_stored_notifications(httpserver, acme
     rows = {n.user_id: n for n in Notification.objects.filter(type="job_match")}
     assert set(rows) == {alice.pk, bob.pk}
     assert rows[alice.pk].data["score"] == 100.0
-    assert rows[bob.pk].data["job_id"] == record["id"]
+    assert rows[bob.pk].data["jobId"] == record["id"]
 
 
 def test_it_answers_413_for_big_bodies_over_real_daphne_with_and_without_content_length(acme):
