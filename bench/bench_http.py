@@ -45,14 +45,14 @@ def _jobs() -> int:
 
 
 def run() -> list[Result]:
-    from emploiplus.testing import daphne_servers
+    from emploiplus.testing import asgi_servers
 
     active_jobs = _jobs()
     results = []
     size = f"{REQUESTS:,} requests, {CONCURRENCY} clients, {active_jobs:,} active jobs"
     for name, application in HANDLERS.items():
         # The per-IP rate limit (120/min) would answer 429: lifted for the load generator.
-        with daphne_servers(1, application=application, DEBUG="0", RATE_LIMIT_PER_MINUTE="100000000") as (
+        with asgi_servers(1, application=application, DEBUG="0", RATE_LIMIT_PER_MINUTE="100000000") as (
             address,
             procs,
         ):

@@ -193,7 +193,7 @@ async def _latency(pairs, conversations, servers, *, rate: float, duration: floa
 
 
 def run() -> list[Result]:
-    from emploiplus.testing import daphne_server
+    from emploiplus.testing import asgi_server
     from messaging.services import conversation_create_group, conversation_get_or_create_direct
 
     fd_limit = _raise_fd_limit()
@@ -202,7 +202,7 @@ def run() -> list[Result]:
     pairs = [(users[2 * i], users[2 * i + 1]) for i in range(CONVERSATIONS)]
     conversations = [conversation_get_or_create_direct(user=a, other_user_id=b.pk)[0].pk for a, b in pairs]
 
-    with daphne_server(**SERVER_ENV) as (server_a, proc_a), daphne_server(**SERVER_ENV) as (server_b, proc_b):
+    with asgi_server(**SERVER_ENV) as (server_a, proc_a), asgi_server(**SERVER_ENV) as (server_b, proc_b):
         servers = (server_a, server_b)
 
         # 1. latency at a steady rate

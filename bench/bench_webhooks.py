@@ -5,15 +5,18 @@ The endpoint only verifies, stores a `webhook_events` row and enqueues the proce
 over the raw bytes, one INSERT, one Redis enqueue. No worker runs during the measurement;
 the queued jobs and stored events are removed afterwards.
 
-Variants, same client:
+Variants, same client, same run:
 - `signature only` — POST /api/webhooks/test (the floor: HTTP + HMAC);
-- `new delivery (202)` — a new job INSERT envelope each time (stored + enqueued);
+- `new delivery (202)` — a new job INSERT envelope each time (stored + enqueued), answered
+  by the DRF view through Django's stack (emploiplus.handlers.SyncStackASGIHandler), the one
+  HTTP path of every route since issue 11;
 - `duplicate delivery (200)` — an already stored delivery (unique-key conflict path);
-- `… through Django's HTTP stack` — the same, answered by the DRF view through Django's
-  stock ASGI handler and middleware (before webhooks.apis.WebhookConsumer and
-  emploiplus.handlers.SyncStackASGIHandler);
-- `… 2 processes` — two daphne processes on one socket (`WEB_CONCURRENCY=2`), the
-  deployment shape for a machine with more than one core.
+- `… 2 processes` — two server processes on one socket (`WEB_CONCURRENCY=2`), the
+  deployment shape for a machine with more than one core (target ≥ 500/s), on uvicorn (the
+  default) and on daphne;
+- `before: …` — the same deliveries served by a checkout of BENCH_WEBHOOKS_BEFORE (default:
+  the last commit with the Channels `WebhookConsumer` path and its batched enqueue);
+- `naive: Django's stock ASGI handler` — the DRF view through Django's own ASGI handler.
 
 Load: CONCURRENCY client threads (default 8), each with its own keep-alive connection,
 REQUESTS deliveries per variant (default 4,000 × BENCH_SCALE). Targets: ≥ 500/s, p99 ≤ 50 ms.
@@ -29,7 +32,7 @@ import json
 import os
 import uuid
 
-from bench.common import Result, cpu_seconds, http_load, summarize
+from bench.common import Result, checkout, cpu_seconds, http_load, summarize
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8"))
@@ -64,17 +67,18 @@ def _load(address: str, path: str, bodies: list[bytes], expect: int) -> tuple[li
 
 
 DJANGO_PATH_ASGI = "bench.stock_django_asgi:application"
+# The last commit whose /api/webhooks/ went to webhooks.apis.WebhookConsumer (session 2).
+BEFORE = os.environ.get("BENCH_WEBHOOKS_BEFORE", "3170fc7")
 
 
 def run() -> list[Result]:
-    import django_rq
-
     from accounts.models import Company
-    from emploiplus.testing import daphne_servers
+    from emploiplus import effects
+    from emploiplus.testing import asgi_servers
     from webhooks.models import WebhookEvent
 
     company, _ = Company.objects.get_or_create(name="bench-webhooks company")
-    queue = django_rq.get_queue("notifications")
+    queue = effects.queue("notifications")
     results = []
     size = f"{REQUESTS:,} requests, {CONCURRENCY} clients"
     env = {"SUPABASE_WEBHOOK_SECRET": SECRET, "DEBUG": "0"}
@@ -103,30 +107,33 @@ def run() -> list[Result]:
         return [_delivery(str(company.pk)) for _ in range(REQUESTS)]
 
     try:
-        with daphne_servers(1, **env) as (address, procs):
+        with asgi_servers(1, **env) as (address, procs):
             _load(address, "/api/webhooks/test", [b"{}"] * 50, 200)  # warm-up
             measure(address, procs, "signature only (/test)", "/api/webhooks/test", [b"{}"] * REQUESTS, 200)
             stored = deliveries()
             measure(address, procs, "new delivery (202)", "/api/webhooks/jobs/notify", stored, 202)
             measure(address, procs, "duplicate delivery (200)", "/api/webhooks/jobs/notify", stored, 200)
             sent += len(stored)
-        # The same application with every path going through Django (no webhook consumer).
-        with daphne_servers(1, application=DJANGO_PATH_ASGI, **env) as (address, procs):
+        for server in ("uvicorn", "daphne"):
+            with asgi_servers(2, server=server, **env) as (address, procs):
+                _load(address, "/api/webhooks/test", [b"{}"] * 100, 200)
+                stored = deliveries()
+                name = f"new delivery (202), 2 processes, {server}"
+                measure(address, procs, name, "/api/webhooks/jobs/notify", stored, 202)
+                sent += len(stored)
+        with checkout(BEFORE) as source:
+            for processes in (1, 2):
+                with asgi_servers(processes, server="daphne", source=source, **env) as (address, procs):
+                    _load(address, "/api/webhooks/test", [b"{}"] * 100, 200)
+                    stored = deliveries()
+                    name = f"before ({BEFORE}: daphne + WebhookConsumer), {processes} process(es)"
+                    measure(address, procs, name, "/api/webhooks/jobs/notify", stored, 202)
+                    sent += len(stored)
+        with asgi_servers(1, application=DJANGO_PATH_ASGI, **env) as (address, procs):
             _load(address, "/api/webhooks/test", [b"{}"] * 50, 200)
             stored = deliveries()
-            measure(
-                address,
-                procs,
-                "new delivery (202) through Django's HTTP stack",
-                "/api/webhooks/jobs/notify",
-                stored,
-                202,
-            )
-            sent += len(stored)
-        with daphne_servers(2, **env) as (address, procs):
-            _load(address, "/api/webhooks/test", [b"{}"] * 100, 200)
-            stored = deliveries()
-            measure(address, procs, "new delivery (202), 2 processes", "/api/webhooks/jobs/notify", stored, 202)
+            name = "naive: Django's stock ASGI handler, new delivery (202)"
+            measure(address, procs, name, "/api/webhooks/jobs/notify", stored, 202)
             sent += len(stored)
         assert WebhookEvent.objects.count() - before == sent
     finally:

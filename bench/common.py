@@ -3,6 +3,7 @@ HTTP load against a real server."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import platform
@@ -121,3 +122,22 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return float("nan")
+
+
+@contextlib.contextmanager
+def checkout(ref: str):
+    """A temporary detached checkout of `ref` (e.g. the commit before a change), so that a
+    benchmark measures the code before and after in the same run. Served with this venv."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    where = Path(tempfile.mkdtemp(prefix="bench-before-")) / "src"
+    subprocess.run(
+        ["git", "-C", str(root), "worktree", "add", "--detach", str(where), ref], check=True, capture_output=True
+    )
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(where)], capture_output=True)

@@ -1,6 +1,6 @@
 """Benchmarks only: every HTTP path through Django's stock ASGIHandler (async middleware
-chain, no webhook consumer) — the "before" of emploiplus.handlers.SyncStackASGIHandler and
-of webhooks.apis.WebhookConsumer, measured in the same runs."""
+chain) — the naive alternative to emploiplus.handlers.SyncStackASGIHandler, measured in the
+same runs."""
 
 import os
 

@@ -30,6 +30,7 @@ import logging
 import time
 from typing import Any
 
+from autobahn.exception import Disconnected as _DaphneDisconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -37,12 +38,10 @@ from emploiplus.errors import ApplicationError
 
 log = logging.getLogger(__name__)
 
-try:  # what daphne raises when sending on a WebSocket the client already closed
-    from autobahn.exception import Disconnected as ClientGone
-except ImportError:  # another ASGI server
-
-    class ClientGone(Exception):  # type: ignore[no-redef]
-        pass
+# What the servers raise when a frame is sent on a WebSocket the client already closed:
+# daphne autobahn's Disconnected, uvicorn's ClientDisconnected (an OSError, as the ASGI spec
+# asks of servers since 2.4).
+ClientGone = (_DaphneDisconnected, OSError)
 
 
 CLOSE_UNAUTHENTICATED = 4401

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from emploiplus.servers import daphne_argv, listening_socket
+from emploiplus.servers import configured_server, listening_socket, server_argv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMPLOIPLUS_DATA_DIR", BASE_DIR / ".data"))
@@ -228,8 +228,8 @@ def cmd_run(_args: argparse.Namespace) -> int:
                 fail(f"cannot listen on 127.0.0.1:{port} ({exc}); set PORT to a free port")
             processes = max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
             for i in range(processes):
-                name = "daphne" if processes == 1 else f"daphne-{i + 1}"
-                supervisor.start(name, daphne_argv(sock, python=PYTHON), pass_fds=(sock.fileno(),))
+                name = configured_server() if processes == 1 else f"{configured_server()}-{i + 1}"
+                supervisor.start(name, server_argv(sock, python=PYTHON), pass_fds=(sock.fileno(),))
             sock.close()
             supervisor.start("rqworker", _manage("rqworker", "notifications", "emails", "sms", "--with-scheduler"))
             supervisor.start("rqcron", _manage("rqcron", "emploiplus.cron"))

@@ -55,9 +55,11 @@ flush callback is appended to `connection.run_on_commit` with no savepoint ids; 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -221,6 +223,35 @@ def _same_transaction(pending: _Pending, conn: Any) -> bool:
 _collector: ContextVar[list[Any] | None] = ContextVar("emploiplus_effects_collector", default=None)
 
 
+class Collected:
+    """Effects of sync code run from an event loop, kept for the loop to send:
+
+        with effects.Collected() as collected:
+            result = await <sync code in a thread>   # its committed effects land here
+        await collected.flush()                      # frames, then jobs, then follow-ups
+
+    The thread inherits the collector through the context (asgiref and run_in_executor with
+    a copied context both carry it). Used by `run_sync` (consumers) and by the HTTP handler
+    (emploiplus.handlers: a request's effects leave once its response is sent)."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._token = None
+
+    def __enter__(self) -> Collected:
+        self._token = _collector.set(self.items)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _collector.reset(self._token)
+
+    async def flush(self) -> None:
+        """Shielded: a task cancelled meanwhile (server shutdown) still sends what committed."""
+        if self.items:
+            items, self.items = self.items, []
+            await asyncio.shield(_aflush(items))
+
+
 @functools.cache
 def _db_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=settings.WS_DB_THREADS, thread_name_prefix="ws-db")
@@ -230,16 +261,10 @@ async def run_sync(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     """`await database_sync_to_async(fn)(**kwargs)` on a pool of WS_DB_THREADS threads (not
     the single thread-sensitive thread: calls from many sockets overlap, each thread has its
     own connection), with `fn`'s committed effects flushed afterwards from this event loop —
-    no hop from the database thread back to the loop. Shielded: a consumer cancelled
-    meanwhile (server shutdown) still announces what was committed."""
-    collected: list[Any] = []
-    token = _collector.set(collected)
-    try:
+    no hop from the database thread back to the loop."""
+    with Collected() as collected:
         result = await database_sync_to_async(fn, thread_sensitive=False, executor=_db_executor())(**kwargs)
-    finally:
-        _collector.reset(token)
-    if collected:
-        await asyncio.shield(_aflush(collected))
+    await collected.flush()
     return result
 
 
@@ -259,7 +284,7 @@ def _lost(kind: str, what: list[str]) -> None:
 def _flush(items: list[Any]) -> None:
     collected = _collector.get()
     if collected is not None:
-        collected.extend(items)  # run_sync's caller flushes them from its event loop
+        collected.extend(items)  # the Collected's owner flushes them from its event loop
         return
     frames, jobs, follow_ups = _split(items)
     if frames:
@@ -287,10 +312,7 @@ async def _aflush(items: list[Any]) -> None:
         except Exception:
             _lost("frames", [f"{f.event}→{f.group}" for f in frames])
     if jobs:
-        try:
-            await database_sync_to_async(_enqueue_jobs, thread_sensitive=False, executor=_db_executor())(jobs)
-        except Exception:
-            _lost("jobs", [j.describe() for j in jobs])
+        _batcher().add(jobs)
     for follow_up in follow_ups:
         try:
             if follow_up.afn is not None:
@@ -302,6 +324,59 @@ async def _aflush(items: list[Any]) -> None:
 
 
 # --- jobs ----------------------------------------------------------------------------------
+class _JobBatcher:
+    """Jobs flushed from one event loop (server processes) go out together: while one
+    pipeline is in flight, the jobs of every commit that finishes meanwhile wait for the next,
+    so a busy server pays one Redis round trip (and one thread hop) per batch, not per commit.
+    Whatever is still waiting when the process exits is sent at exit; a process killed before
+    leaves it to the sweeps (the module docstring lists what they recover)."""
+
+    MAX_BATCH = 500
+
+    def __init__(self) -> None:
+        self.pending: list[Job] = []
+        self.task: asyncio.Task | None = None
+
+    def add(self, jobs: list[Job]) -> None:
+        self.pending.extend(jobs)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.pending:
+            batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
+            try:
+                await loop.run_in_executor(_db_executor(), _enqueue_jobs, batch)
+            except Exception:
+                _lost("jobs", [j.describe() for j in batch])
+
+    def drain_sync(self) -> None:
+        batch, self.pending = self.pending, []
+        if batch:
+            try:
+                _enqueue_jobs(batch)
+            except Exception:
+                _lost("jobs", [j.describe() for j in batch])
+
+
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _JobBatcher] = weakref.WeakKeyDictionary()
+
+
+def _batcher() -> _JobBatcher:
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = _JobBatcher()
+    return batcher
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    for batcher in list(_batchers.values()):
+        batcher.drain_sync()
+
+
 def job_retry():
     """The one retry policy of every job: 3 retries, at once, then after 30 s and 120 s.
     The first one needs no scheduler: after a worker was killed (its job is retried by the
@@ -485,6 +560,7 @@ def reset_for_tests() -> None:
 
 
 __all__ = [
+    "Collected",
     "Job",
     "abroadcast",
     "after_commit",

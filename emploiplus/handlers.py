@@ -13,9 +13,10 @@ webhooks: one path for all) as Django's WSGI handler does, in *one* hop to a fix
 `HTTP_THREADS` threads (default 16; settings check it fits in DB_POOL_MAX_SIZE): the thread
 sends `request_started` (reset queries, check the connection), runs the sync middleware
 chain and the view, closes the response (`request_finished`: the database connection goes
-back to the pool) unless it streams. A view's `async_to_sync` runs on the server's event
-loop, as before. An async view still works (Django wraps it with async_to_sync), but our
-HTTP views are sync.
+back to the pool) unless it streams. What the request committed (frames, jobs: see
+`emploiplus.effects`) leaves from the event loop once the response is sent, so a client never
+waits for Redis, and under load the jobs of many requests share one pipeline. An async view
+still works (Django wraps it with async_to_sync), but our HTTP views are sync.
 
 Bodies: a request whose `Content-Length` exceeds DATA_UPLOAD_MAX_MEMORY_SIZE (1 MiB), or
 whose body grows past it while being read (chunked), is answered 413 before it is read
@@ -25,17 +26,20 @@ no file uploads.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
+
+from emploiplus import effects
 
 T = TypeVar("T")
 _EXECUTOR: ThreadPoolExecutor | None = None
@@ -49,9 +53,12 @@ def _executor() -> ThreadPoolExecutor:
 
 
 async def run_in_pool(fn: Callable[[], T]) -> T:
-    """Run sync `fn` on the HTTP_THREADS pool. Through sync_to_async, so `async_to_sync`
-    inside `fn` runs on the calling event loop."""
-    return await sync_to_async(fn, thread_sensitive=False, executor=_executor())()
+    """Run sync `fn` on the HTTP_THREADS pool, in a copy of the caller's context (so an
+    `emploiplus.effects.Collected` reaches it). A plain executor call: asgiref's
+    sync_to_async costs more per request, and nothing in our views needs `async_to_sync`
+    to reach this loop (effects talk to Redis directly from the thread)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_executor(), context.run, fn)
 
 
 class _BodyTooLarge(Exception):
@@ -78,12 +85,15 @@ class SyncStackASGIHandler(ASGIHandler):
                 await self.send_response(error_response, send)
                 return
             prefix = get_script_prefix(scope)
-            response = await run_in_pool(lambda: self._respond(request, prefix))
+            with effects.Collected() as collected:
+                response = await run_in_pool(lambda: self._respond(request, prefix))
             try:
                 await self.send_response(response, send)
             finally:
                 if response.streaming:
                     await run_in_pool(response.close)
+                # What the request committed leaves once its answer is on its way.
+                await collected.flush()
         finally:
             body_file.close()
 

@@ -1,16 +1,36 @@
-"""Several daphne processes on one listening socket (WEB_CONCURRENCY).
+"""The ASGI server processes, N on one listening socket (WEB_CONCURRENCY).
 
-One daphne process runs Python on one core. To use more, the parent binds the socket once
-and starts N daphne processes with `--fd` (each adopts the inherited socket; the kernel
-hands every new connection to one of them). Channels' Redis layer and the RQ queues are
-shared, so the processes need nothing else in common. Used by `make run`
-(emploiplus.devstack) and by the tests' / benchmarks' daphne servers.
+One Python process runs on one core. To use more, the parent binds the socket once and
+starts N server processes with `--fd` (each adopts the inherited socket; the kernel hands
+every new connection to one of them). Channels' Redis layer and the RQ queues are shared, so
+the processes need nothing else in common. Used by `make run` (emploiplus.devstack), the
+deployment entry point, and the tests' / benchmarks' servers (emploiplus.testing).
+
+The server is chosen here, once: `ASGI_SERVER` = `uvicorn` (default: uvloop event loop,
+httptools HTTP parser; `python -m bench http messaging` measures it against daphne) or
+`daphne` (Channels' reference server, which `manage.py runserver` uses; supported and tested).
+
+This module must not import Django settings: the dev stack uses it before Django is set up.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
+
+ASGI_APPLICATION = "emploiplus.asgi:application"
+SERVERS = ("uvicorn", "daphne")
+DEFAULT_SERVER = "uvicorn"
+# Seconds a stopping server gives open connections (and the requests in flight) to finish.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def configured_server() -> str:
+    server = os.environ.get("ASGI_SERVER", "") or DEFAULT_SERVER
+    if server not in SERVERS:
+        raise SystemExit(f"ASGI_SERVER must be one of {', '.join(SERVERS)} (got {server!r})")
+    return server
 
 
 def listening_socket(host: str, port: int, *, backlog: int = 1024) -> socket.socket:
@@ -24,10 +44,49 @@ def listening_socket(host: str, port: int, *, backlog: int = 1024) -> socket.soc
     return sock
 
 
-ASGI_APPLICATION = "emploiplus.asgi:application"
-
-
-def daphne_argv(sock: socket.socket, *, python: str = sys.executable, application: str = ASGI_APPLICATION) -> list[str]:
-    """The command of one daphne process serving `application` on `sock` (start it with
+def server_argv(
+    sock: socket.socket,
+    *,
+    server: str | None = None,
+    python: str = sys.executable,
+    application: str = ASGI_APPLICATION,
+) -> list[str]:
+    """The command of one server process serving `application` on `sock` (start it with
     `pass_fds=[sock.fileno()]`)."""
-    return [python, "-m", "daphne", "--fd", str(sock.fileno()), application]
+    server = server or configured_server()
+    fd = str(sock.fileno())
+    if server == "daphne":
+        return [python, "-m", "daphne", "--fd", fd, application]
+    return [python, "-m", "emploiplus.servers", "--fd", fd, application]
+
+
+def run_uvicorn(fd: int, application: str) -> None:
+    """uvicorn on an inherited TCP socket. Not `uvicorn --fd`: uvicorn takes that descriptor
+    for a Unix socket (`socket.fromfd(fd, AF_UNIX, …)`), so asyncio never sets TCP_NODELAY
+    on the connections it accepts, and every response written in two parts (headers, then
+    body: Django's) waits ~40 ms for the client's delayed ACK. Measured: 44 ms per /healthz
+    with `--fd`, under 2 ms like this."""
+    import uvicorn
+
+    sock = socket.socket(fileno=fd)  # family and type read from the descriptor
+    config = uvicorn.Config(
+        application,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets",
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m emploiplus.servers", description="uvicorn on an inherited socket")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("application", nargs="?", default=ASGI_APPLICATION)
+    args = parser.parse_args()
+    sys.path.insert(0, os.getcwd())
+    run_uvicorn(args.fd, args.application)

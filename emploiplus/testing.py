@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.db import connection
 
-from emploiplus.servers import ASGI_APPLICATION, daphne_argv, listening_socket
+from emploiplus.servers import ASGI_APPLICATION, listening_socket, server_argv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -90,18 +90,26 @@ def stop_process(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: 
 
 
 @contextlib.contextmanager
-def daphne_server(**env: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A real daphne process on a free port; yields (base URL "127.0.0.1:port", process)."""
-    with daphne_servers(1, **env) as (address, procs):
+def asgi_server(*, server: str | None = None, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real server process on a free port; yields (base URL "127.0.0.1:port", process)."""
+    with asgi_servers(1, server=server, **env) as (address, procs):
         yield address, procs[0]
 
 
 @contextlib.contextmanager
-def daphne_servers(
-    processes: int, *, application: str = ASGI_APPLICATION, **env: str
+def asgi_servers(
+    processes: int,
+    *,
+    server: str | None = None,
+    application: str = ASGI_APPLICATION,
+    source: Path | None = None,
+    **env: str,
 ) -> Iterator[tuple[str, list[subprocess.Popen]]]:
-    """`processes` daphne processes sharing one listening socket on a free port (as
-    `make run` with WEB_CONCURRENCY); yields (base URL "127.0.0.1:port", processes)."""
+    """`processes` server processes (ASGI_SERVER, or `server`: uvicorn or daphne) sharing one
+    listening socket on a free port (as `make run` with WEB_CONCURRENCY); yields (base URL
+    "127.0.0.1:port", processes).
+    `source`: another checkout of the project to serve (benchmarks compare with an earlier
+    commit in the same run)."""
     sock = listening_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     procs = []
@@ -109,8 +117,8 @@ def daphne_servers(
         for _ in range(processes):
             procs.append(
                 subprocess.Popen(
-                    daphne_argv(sock, application=application),
-                    cwd=BASE_DIR,
+                    server_argv(sock, server=server, application=application),
+                    cwd=source or BASE_DIR,
                     env=subprocess_env(**env),
                     start_new_session=True,
                     pass_fds=[sock.fileno()],

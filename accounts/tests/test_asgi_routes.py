@@ -17,7 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from accounts.testing import token_for
-from emploiplus.testing import daphne_server
+from emploiplus.testing import asgi_server
 
 PATHS = ["/ws/messages/", "/ws/notifications/", "/ws/presence/"]
 
@@ -74,7 +74,7 @@ def test_it_speaks_the_bearer_subprotocol_over_a_real_server(alice):
             await websockets.connect(url, subprotocols=["bearer", token], origin="https://evil.example")
         assert refused.value.response.status_code == 403
 
-    with daphne_server(CORS_ALLOWED_ORIGINS="https://app.emploiplus.fr", DEBUG="0") as (base, _):
+    with asgi_server(CORS_ALLOWED_ORIGINS="https://app.emploiplus.fr", DEBUG="0") as (base, _):
         asyncio.run(scenario(base))
 
 

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from accounts.testing import token_for
-from emploiplus.testing import daphne_server
+from emploiplus.testing import asgi_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -22,14 +22,14 @@ def get(base: str, path: str, token: str | None = None) -> tuple[int, dict, dict
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
+            return response.status, response.headers, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+        return error.code, error.headers, json.loads(error.read())  # case-insensitive names
 
 
 def test_it_counts_requests_across_two_server_processes(alice, bob):
     env = {"RATE_LIMIT_PER_MINUTE": "10"}
-    with daphne_server(**env) as (one, _), daphne_server(**env) as (two, _):
+    with asgi_server(**env) as (one, _), asgi_server(**env) as (two, _):
         token = token_for(alice)
         statuses = [get(one if i % 2 else two, "/api/me/", token)[0] for i in range(10)]
         assert statuses == [200] * 10

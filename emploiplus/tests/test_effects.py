@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
 from emploiplus import effects
-from emploiplus.testing import Listener, TurnCountingProxy, daphne_server, private_redis, rq_worker
+from emploiplus.testing import Listener, TurnCountingProxy, asgi_server, private_redis, rq_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -233,7 +233,7 @@ def test_a_webhook_acknowledged_while_redis_is_down_is_delivered_after_it_is_bac
         "status": "active",
     }
     body = json.dumps(envelope(record)).encode()
-    with private_redis() as redis_server, daphne_server(REDIS_URL=redis_server.url) as (address, _proc):
+    with private_redis() as redis_server, asgi_server(REDIS_URL=redis_server.url) as (address, _proc):
         redis_server.stop()
         host, port = address.split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)

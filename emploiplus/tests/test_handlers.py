@@ -15,7 +15,7 @@ from django.db import connection
 from websockets.asyncio.client import connect
 
 from accounts.testing import token_for
-from emploiplus.testing import daphne_server
+from emploiplus.testing import asgi_server
 from messaging.services import conversation_get_or_create_direct
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -25,9 +25,9 @@ def call(address: str, path: str, *, method: str = "GET", body: bytes | None = N
     request = urllib.request.Request(f"http://{address}{path}", data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()  # case-insensitive names
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
 
 
 APP_NAME = "emploiplus-handlers-test"  # libpq's PGAPPNAME: tells the server's connections from others
@@ -40,7 +40,7 @@ def server_connections() -> int:
 
 
 def test_the_middleware_still_works_and_connections_stay_bounded(alice):
-    with daphne_server(RATE_LIMIT_PER_MINUTE="1000000", HTTP_THREADS="4", PGAPPNAME=APP_NAME) as (address, _proc):
+    with asgi_server(RATE_LIMIT_PER_MINUTE="1000000", HTTP_THREADS="4", PGAPPNAME=APP_NAME) as (address, _proc):
         status, headers, _ = call(address, "/api/me/")
         assert status == 401 and headers.get("WWW-Authenticate")  # DRF authentication ran
         status, _, body = call(address, "/api/me/", headers={"Authorization": f"Bearer {token_for(alice)}"})
@@ -61,7 +61,7 @@ def test_the_middleware_still_works_and_connections_stay_bounded(alice):
 
 async def test_a_rest_send_reaches_the_other_participants_websocket(alice, bob):
     conversation, _ = await asyncio.to_thread(conversation_get_or_create_direct, user=alice, other_user_id=bob.pk)
-    with daphne_server(RATE_LIMIT_PER_MINUTE="1000000") as (address, _proc):
+    with asgi_server(RATE_LIMIT_PER_MINUTE="1000000") as (address, _proc):
         async with connect(f"ws://{address}/ws/messages/?token={token_for(bob)}", open_timeout=10) as ws:
             body = json.dumps({"content": "Bonjour Bob"}).encode()
             headers = {"Authorization": f"Bearer {token_for(alice)}", "Content-Type": "application/json"}

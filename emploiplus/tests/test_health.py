@@ -4,7 +4,7 @@ import urllib.request
 
 import pytest
 
-from emploiplus.testing import daphne_server
+from emploiplus.testing import asgi_server
 
 
 def test_it_answers_healthz(client):
@@ -25,7 +25,7 @@ def test_it_is_ready_when_db_redis_and_migrations_are(client):
 @pytest.mark.django_db(transaction=True)
 def test_it_names_redis_when_redis_is_unreachable():
     with (
-        daphne_server(REDIS_URL="redis://127.0.0.1:1/0") as (address, _proc),
+        asgi_server(REDIS_URL="redis://127.0.0.1:1/0") as (address, _proc),
         pytest.raises(urllib.error.HTTPError) as excinfo,
     ):
         urllib.request.urlopen(f"http://{address}/readyz", timeout=10)

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from accounts.testing import token_for
-from emploiplus.testing import daphne_server, stop_process
+from emploiplus.testing import asgi_server, stop_process
 from messaging.models import Message
 from messaging.services import conversation_get_or_create_direct
 
@@ -97,7 +97,7 @@ class Tab:
 def test_it_talks_across_two_processes_and_expires_a_killed_one(alice, bob):
     conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
     cid = str(conversation.pk)
-    with daphne_server(**SERVER_ENV) as (server_a, _), daphne_server(**SERVER_ENV) as (server_b, proc_b):
+    with asgi_server(**SERVER_ENV) as (server_a, _), asgi_server(**SERVER_ENV) as (server_b, proc_b):
 
         async def scenario() -> float:
             alice_tab = await Tab.open(server_a, "/ws/messages/", alice)
@@ -170,7 +170,7 @@ def test_it_loses_nothing_under_load_across_two_processes(make_user):
         u.pk: conversation_get_or_create_direct(user=a, other_user_id=b.pk)[0].pk for a, b in pairs for u in (a, b)
     }
     per_client = STRESS_MESSAGES // STRESS_CLIENTS
-    with daphne_server(**SERVER_ENV) as (server_a, _), daphne_server(**SERVER_ENV) as (server_b, _):
+    with asgi_server(**SERVER_ENV) as (server_a, _), asgi_server(**SERVER_ENV) as (server_b, _):
 
         class Counting(Tab):
             def on_push(self, frame):
@@ -233,7 +233,7 @@ def test_it_closes_sockets_and_clears_presence_on_shutdown(alice, bob):
     """SIGTERM: the server's sockets close and its users go offline at once (TTL here
     60 s, so the sweeper could not be what announces it)."""
     env = {**SERVER_ENV, "PRESENCE_TTL_SECONDS": "60", "PRESENCE_HEARTBEAT_SECONDS": "20"}
-    with daphne_server(**env) as (server_a, _), daphne_server(**env) as (server_b, proc_b):
+    with asgi_server(**env) as (server_a, _), asgi_server(**env) as (server_b, proc_b):
 
         async def scenario():
             watcher = await Tab.open(server_a, "/ws/presence/", alice)

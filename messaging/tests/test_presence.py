@@ -110,15 +110,15 @@ async def test_it_caps_subscriptions_per_connection(alice):
         await tab.close()
 
 
-def _transport_that_closes(app, closed: asyncio.Event):
-    """The ASGI app behind a transport that, once `closed` is set, refuses to send like
-    daphne on a socket the client already closed (autobahn's Disconnected)."""
-    from emploiplus.consumers import ClientGone
+def _transport_that_closes(app, closed: asyncio.Event, gone: type[Exception]):
+    """The ASGI app behind a transport that, once `closed` is set, refuses to send like a
+    server on a socket the client already closed (daphne: autobahn's Disconnected; uvicorn:
+    ClientDisconnected)."""
 
     async def wrapped(scope, receive, send):
         async def guarded_send(message):
             if closed.is_set() and message["type"] == "websocket.send":
-                raise ClientGone("Attempt to send on a closed protocol")
+                raise gone("Attempt to send on a closed protocol")
             await send(message)
 
         return await app(scope, receive, guarded_send)
@@ -126,7 +126,8 @@ def _transport_that_closes(app, closed: asyncio.Event):
     return wrapped
 
 
-async def test_an_event_for_a_tab_closed_meanwhile_neither_crashes_it_nor_keeps_the_user_online(alice, bob):
+@pytest.mark.parametrize("gone", ["daphne", "uvicorn"])
+async def test_an_event_for_a_tab_closed_meanwhile_neither_crashes_it_nor_keeps_the_user_online(alice, bob, gone):
     """Seen over real daphne: bob closes his tab while an event for him is on its way; the
     send raised, the consumer died without its disconnect, and bob stayed online for ever."""
     from channels.testing import WebsocketCommunicator
@@ -139,7 +140,11 @@ async def test_an_event_for_a_tab_closed_meanwhile_neither_crashes_it_nor_keeps_
     watcher = await ws(P, alice)
     alice_tab = await ws(M, alice)
     closed = asyncio.Event()
-    bob_tab = WebsocketCommunicator(_transport_that_closes(application, closed), f"{M}?token={token_for(bob)}")
+    from autobahn.exception import Disconnected
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    error = {"daphne": Disconnected, "uvicorn": ClientDisconnected}[gone]
+    bob_tab = WebsocketCommunicator(_transport_that_closes(application, closed, error), f"{M}?token={token_for(bob)}")
     try:
         await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})
         await watcher.recv_event("presence_state")

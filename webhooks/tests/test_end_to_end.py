@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 
-from emploiplus.testing import daphne_server, rq_worker
+from emploiplus.testing import asgi_server, rq_worker
 from matching.models import Job, NotificationStatus
 from matching.testing import envelope, set_profile, sign
 from notifications.models import Notification
 from webhooks.models import WebhookEvent, WebhookStatus
-from webhooks.tests.test_over_daphne import queued_event_ids
+from webhooks.tests.test_over_a_server import queued_event_ids
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -43,7 +43,7 @@ def test_it_goes_from_a_signed_delivery_to_stored_notifications(httpserver, acme
         "updated_at": "2026-11-28T10:00:00Z",
     }
     env = {"ONESIGNAL_API_URL": httpserver.url_for("").rstrip("/")}
-    with daphne_server(**env) as (address, _proc):
+    with asgi_server(**env) as (address, _proc):
         status, body = post(address, "/api/webhooks/jobs/notify", envelope(record))
         assert status == 202 and body["duplicate"] is False
         again_status, again = post(address, "/api/webhooks/jobs/notify", envelope(record))
@@ -70,7 +70,7 @@ def test_it_answers_413_for_big_bodies_over_real_daphne_with_and_without_content
     import http.client
 
     big = json.dumps({"id": str(uuid.uuid4()), "title": "x", "description": "x" * (1024 * 1024 + 10)}).encode()
-    with daphne_server() as (address, _proc):
+    with asgi_server() as (address, _proc):
         host, port = address.split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=20)
         conn.request(

@@ -11,7 +11,7 @@ import uuid
 import django_rq
 import pytest
 
-from emploiplus.testing import daphne_server
+from emploiplus.testing import asgi_server
 from matching.testing import envelope, sign
 from webhooks.models import WebhookEvent, WebhookStatus
 
@@ -26,7 +26,7 @@ def request(address: str, method: str, path: str, body: bytes = b"", *, signed: 
     response = conn.getresponse()
     payload = response.read()
     conn.close()
-    return response.status, dict(response.getheaders()), json.loads(payload) if payload else None
+    return response.status, response.headers, json.loads(payload) if payload else None
 
 
 def queued_event_ids(timeout: float = 10.0, *, expected: int) -> set[str]:
@@ -55,7 +55,7 @@ def job_record(company, **fields):
 
 def test_it_answers_every_case_like_the_views_and_queues_what_it_accepts(acme):
     first, second = job_record(acme), job_record(acme)
-    with daphne_server() as (address, _proc):
+    with asgi_server() as (address, _proc):
         # Routing and methods.
         status, headers, body = request(address, "GET", "/api/webhooks/test")
         assert (status, headers.get("Allow"), body["code"]) == (405, "POST", "method_not_allowed")
