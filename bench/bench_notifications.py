@@ -97,9 +97,9 @@ def _fanout_to_push(n: int) -> list[Result]:
                 while time.monotonic() < deadline:  # websocket frames: the job after the pushes
                     from rq.job import Job
 
-                    from notifications.services import _queue
+                    from emploiplus import effects
 
-                    job = Job.fetch(f"notif-ws-{batch.id}", connection=_queue("notifications").connection)
+                    job = Job.fetch(f"notif-ws-{batch.id}", connection=effects.queue("notifications").connection)
                     if job.get_status() in ("finished", "failed"):
                         break
                     time.sleep(0.05)
@@ -128,9 +128,10 @@ def _job_breakdown(batch_id, n: int) -> dict[str, float]:
     """Seconds spent in the fan-out job and in the push jobs (from RQ's job records)."""
     from rq.job import Job
 
-    from notifications.services import _queue, batch_size
+    from emploiplus import effects
+    from notifications.services import batch_size
 
-    connection = _queue("notifications").connection
+    connection = effects.queue("notifications").connection
     fanout = Job.fetch(f"notif-fanout-{batch_id}", connection=connection)
     pushes = Job.fetch_many(
         [f"notif-deliver-push-{batch_id}-{k}" for k in range((n + batch_size("push") - 1) // batch_size("push"))],
@@ -148,7 +149,7 @@ def _naive_store(ids: list[uuid.UUID]) -> uuid.UUID:
     from django.db import transaction
 
     from notifications.models import Notification, NotificationBatch, NotificationDelivery
-    from notifications.services import _enqueue_deliveries
+    from notifications.services.dispatch import enqueue_deliveries
 
     with transaction.atomic():
         batch = NotificationBatch.objects.create(
@@ -166,16 +167,17 @@ def _naive_store(ids: list[uuid.UUID]) -> uuid.UUID:
             batch_size=2000,
         )
         keys = [f"push:{batch.id}:{k}" for k in range((len(rows) + 1999) // 2000)]
-        transaction.on_commit(lambda: _enqueue_deliveries(keys))
+        enqueue_deliveries(keys)  # after the commit, through emploiplus.effects
     return batch.id
 
 
 def _enqueue_cost() -> list[Result]:
-    from notifications.services import _queue, notification_queue
+    from emploiplus import effects
+    from notifications.services import notification_queue
 
     ids = _ensure_users(10_000)
     ours, naive, batch_ids = [], [], []
-    queue = _queue("notifications")
+    queue = effects.queue("notifications")
     for _ in range(3):  # warm-up
         batch_ids.append(notification_queue(type="job_match", title="Offre", body="", user_ids=ids).id)
     for _ in range(int(os.environ.get("BENCH_NOTIFICATIONS_SAMPLES", "30"))):
@@ -191,7 +193,7 @@ def _enqueue_cost() -> list[Result]:
     for batch_id in batch_ids:
         queue.remove(f"notif-fanout-{batch_id}")
         for k in range(5):
-            _queue("notifications").remove(f"notif-deliver-push-{batch_id}-{k}")
+            queue.remove(f"notif-deliver-push-{batch_id}-{k}")
     _delete_batches(batch_ids)
     size = "10000 explicit recipients"
     return [

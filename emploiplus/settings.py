@@ -50,6 +50,11 @@ PORT = env.int("PORT", default=8000)
 # Server processes `make run` starts on one socket (emploiplus.devstack reads the same
 # variable before Django is set up).
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=1)
+# The ASGI server of `make run` and deployments (emploiplus.servers reads the same variable
+# before Django is set up): uvicorn, or daphne.
+ASGI_SERVER = env.str("ASGI_SERVER", default="uvicorn")
+if ASGI_SERVER not in ("uvicorn", "daphne"):
+    raise ImproperlyConfigured(f"ASGI_SERVER must be uvicorn or daphne, got {ASGI_SERVER!r}.")
 # Where the development stack keeps its embedded PostgreSQL/Redis data.
 DATA_DIR = Path(env.str("EMPLOIPLUS_DATA_DIR", default=str(BASE_DIR / ".data")))
 

@@ -36,6 +36,7 @@ from emploiplus.errors import ApplicationError, Forbidden
 from matching import selectors
 from matching.models import Job, JobStatus, JobType, NotificationStatus
 from matching.skills import fold, skills_normalize
+from notifications.services import notification_queue
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +93,6 @@ def normalize_level(value: Any) -> str | None:
 
 
 # --- notifications (the notifications app's entry point) ------------------------------
-
-
-def _notification_queue(**kwargs: Any) -> Any:
-    from notifications.services import notification_queue
-
-    return notification_queue(**kwargs)
 
 
 def _job_title_line(job: Job) -> str:
@@ -170,7 +165,7 @@ def job_match_and_notify(*, job_id: UUID | str) -> dict[str, Any]:
         # One notification per candidate; candidates with the same score share one queue
         # call (same title, body and data), which the notifications app fans out.
         for score, user_ids in sorted(by_score.items(), reverse=True):
-            _notification_queue(
+            notification_queue(
                 type=NOTIFICATION_TYPE_JOB,
                 title=_job_title_line(job),
                 body=f"{job.location or 'Lieu non précisé'} · {job.job_type} · correspondance {score} %",
@@ -243,7 +238,7 @@ def candidate_rematch(*, candidate_id: UUID | str) -> dict[str, Any]:
             jobs = {j.id: j for j in Job.objects.select_related("company").filter(pk__in=[r[0] for r in claimed])}
             best = jobs[claimed[0][0]]
             count = len(claimed)
-            _notification_queue(
+            notification_queue(
                 type=NOTIFICATION_TYPE_DIGEST,
                 title=_digest_title(count),
                 body=f"Dont « {best.title} » chez {best.company.name} ({claimed[0][1]} %).",
