@@ -1,17 +1,18 @@
-"""Base class of every WebSocket consumer: the frame protocol of CONTRACT §5.
+"""The `/ws/…/` transport: one WebSocket, one namespace, CONTRACT §5's JSON frames.
 
-Client → server frames are `{"event", "data", "ref"?}`; a handler `on_<event>(data)`
-returns the ack payload (or None). With a `ref`, the client gets
+Client → server frames are `{"event", "data", "ref"?}`; the namespace's handler
+`on_<event>(data)` returns the ack payload. With a `ref`, the client gets
 `{"event": "ack", "ref", "data"}` or `{"event": "error", "ref", "error": {"code", "message"}}`;
 errors are sent even without a ref so a client always learns why nothing happened.
 Server pushes arrive from the channel layer as `emploiplus.event` messages (see
-`emploiplus.events`) and go out as `{"event", "data"}`.
+`emploiplus.effects`) and go out as `{"event", "data"}`.
 
-Subclasses stay thin: declare `handled_events`, join groups in `on_connect`, turn
-frames into service calls. Identity is `self.user`, set from the scope by the auth
-middleware (accounts.middleware) at the handshake; nothing in a frame can change it.
+`EventConsumer.for_namespace(SomeNamespace)` is the consumer of a namespace
+(`emploiplus.realtime.Namespace`: the same classes Socket.IO serves, `emploiplus.sio`).
+Identity is `user`, set from the scope by the auth middleware (accounts.middleware) at the
+handshake; nothing in a frame can change it.
 
-Security behaviour of the base class:
+Security behaviour:
 - unauthenticated (no/bad token): accepted, then closed with 4401 (CONTRACT §5);
 - the token's `exp` (+ JWT_LEEWAY_SECONDS) is enforced for the life of the connection:
   a timer closes it with 4401 at expiry, and a frame arriving after expiry is refused by
@@ -19,6 +20,10 @@ Security behaviour of the base class:
 - every incoming frame (valid or not) counts against WS_EVENTS_PER_10_SECONDS per
   connection; over the limit the frame gets an `error` frame `rate_limited` and the
   connection stays open.
+
+Life and death: a server stopping (SIGTERM) cancels every consumer — the disconnect path
+(presence, `user_left`, groups) still runs and the client gets 1001; a consumer that crashes
+releases its presence before dying (its heartbeat would otherwise keep the user online).
 """
 
 from __future__ import annotations
@@ -28,13 +33,23 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from autobahn.exception import Disconnected as _DaphneDisconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
+from emploiplus import effects
 from emploiplus.errors import ApplicationError
+from emploiplus.realtime import (
+    MAX_FRAME_BYTES,
+    EventWindow,
+    Namespace,
+    error_body,
+    expires_at,
+    frame_too_large_error,
+    rate_limited_error,
+    unexpected_error_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +58,9 @@ log = logging.getLogger(__name__)
 # asks of servers since 2.4).
 ClientGone = (_DaphneDisconnected, OSError)
 
-
 CLOSE_UNAUTHENTICATED = 4401
-MAX_FRAME_BYTES = 64 * 1024
+CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
 
 
 def _ref_of(text_data: str | None) -> str | int | None:
@@ -60,25 +75,76 @@ def _ref_of(text_data: str | None) -> str | int | None:
 
 
 class EventConsumer(AsyncWebsocketConsumer):
-    handled_events: tuple[str, ...] = ()
+    namespace_class: ClassVar[type[Namespace]]
+
+    @classmethod
+    def for_namespace(cls, namespace_class: type[Namespace]) -> type[EventConsumer]:
+        return type(f"{namespace_class.__name__}Consumer", (cls,), {"namespace_class": namespace_class})
+
+    # --- the Connection a namespace sees (emploiplus.realtime) -------------------------------
+    @property
+    def connection_id(self) -> str:
+        return self.channel_name
+
+    async def join(self, groups: list[str]) -> None:
+        await effects.group_add_many(self.channel_name, groups)
+
+    async def leave(self, groups: list[str]) -> None:
+        await effects.group_discard_many(self.channel_name, groups)
+
+    async def emit(self, event: str, data: dict[str, Any]) -> None:
+        await self.send_frame({"event": event, "data": data})
+
+    async def track_presence(self) -> None:
+        from messaging import presence
+
+        await presence.connect(user_id=self.user.pk, email=self.user.email or "", connection_id=self.connection_id)
+        self._tracked = True
+
+    async def untrack_presence(self) -> None:
+        from messaging import presence
+
+        self._tracked = False
+        try:
+            await presence.disconnect(user_id=self.user.pk, connection_id=self.connection_id)
+        except Exception:  # Redis gone: the TTL expires the connection
+            log.warning("presence disconnect failed", exc_info=True)
 
     # --- connection lifecycle -------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        try:
+            return await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
+                with contextlib.suppress(Exception):
+                    await self.disconnect(CLOSE_GOING_AWAY)
+                with contextlib.suppress(Exception):
+                    await self.close(code=CLOSE_GOING_AWAY)
+            raise
+        except Exception:
+            if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
+                with contextlib.suppress(Exception):
+                    await self.disconnect(CLOSE_INTERNAL_ERROR)
+            raise
+
     async def connect(self) -> None:
         self.user = self.scope.get("user")
-        self.groups_joined: set[str] = set()
-        self._rate_window = (0.0, 0)
+        self.claims = self.scope.get("claims")
+        self.namespace: Namespace | None = None
+        self._window = EventWindow()
+        self._expires_at = expires_at(self.claims)
         self._expiry_task: asyncio.Task | None = None
         await self.accept(subprotocol=self.scope.get("subprotocol"))
         if self.user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        expires_at = self._expires_at()
-        if expires_at is not None:
-            self._expiry_task = asyncio.ensure_future(self._close_at(expires_at))
-        await self.on_connect()
+        if self._expires_at is not None:
+            self._expiry_task = asyncio.ensure_future(self._close_at(self._expires_at))
+        self.namespace = self.namespace_class(self)
+        await self.namespace.on_connect()
 
-    async def _close_at(self, expires_at: float) -> None:
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
+    async def _close_at(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, when - time.time()))
         await self._close_expired()
 
     async def _close_expired(self) -> None:
@@ -87,67 +153,37 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
+        self._disconnected = True
         task = getattr(self, "_expiry_task", None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if getattr(self, "user", None) is not None:
+        namespace = getattr(self, "namespace", None)
+        if namespace is not None:
             try:
-                await self.on_disconnect(code)
+                await namespace.on_disconnect()
             finally:
-                for group in list(self.groups_joined):
-                    await self.leave_group(group)
-
-    async def on_connect(self) -> None:  # pragma: no cover - overridden
-        pass
-
-    async def on_disconnect(self, code: int) -> None:
-        pass
-
-    async def join_group(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups_joined.add(group)
-
-    async def leave_group(self, group: str) -> None:
-        await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined.discard(group)
+                if getattr(self, "_tracked", False):
+                    await self.untrack_presence()
+                await namespace.leave_all()
 
     # --- frames in ------------------------------------------------------------------
-    def _expires_at(self) -> float | None:
-        exp = getattr(self.scope.get("claims"), "exp", None)
-        if not isinstance(exp, (int, float)):
-            return None
-        return exp + settings.JWT_LEEWAY_SECONDS
-
-    def _token_expired(self) -> bool:
-        expires_at = self._expires_at()
-        return expires_at is not None and time.time() >= expires_at
-
-    def _rate_limited(self) -> bool:
-        window_start, count = self._rate_window
-        now = time.monotonic()
-        if now - window_start >= 10:
-            self._rate_window = (now, 1)
-            return False
-        self._rate_window = (window_start, count + 1)
-        return count + 1 > settings.WS_EVENTS_PER_10_SECONDS
-
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.user is None:
+        if self.namespace is None:
             return
-        if getattr(self, "_expired", False) or self._token_expired():
+        if getattr(self, "_expired", False) or (self._expires_at is not None and time.time() >= self._expires_at):
             await self._close_expired()
             return
         ref = None
         try:
-            if self._rate_limited():
+            if self._window.over():
                 ref = _ref_of(text_data)
-                raise ApplicationError("rate_limited", "Trop d'événements, ralentissez.")
+                raise rate_limited_error()
             if text_data is None:
                 raise ApplicationError("invalid_frame", "Frames must be JSON text.")
-            if len(text_data.encode()) > MAX_FRAME_BYTES:
-                raise ApplicationError("frame_too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
+            if len(text_data) > MAX_FRAME_BYTES // 4 and len(text_data.encode()) > MAX_FRAME_BYTES:
+                raise frame_too_large_error()
             try:
                 frame = json.loads(text_data)
             except ValueError as exc:
@@ -157,24 +193,15 @@ class EventConsumer(AsyncWebsocketConsumer):
             ref = frame.get("ref")
             if ref is not None and not isinstance(ref, (str, int)):
                 ref = None
-            event = frame.get("event")
-            data = frame.get("data") or {}
-            if event not in self.handled_events:
-                raise ApplicationError("unknown_event", f"Unknown event {event!r}.")
-            if not isinstance(data, dict):
-                raise ApplicationError("invalid_data", "'data' must be a JSON object.")
-            result = await getattr(self, f"on_{event}")(data)
+            result = await self.namespace.handle(frame.get("event"), frame.get("data"))
         except ApplicationError as exc:
-            await self.send_frame({"event": "error", "ref": ref, "error": {"code": exc.code, "message": exc.message}})
+            await self.send_frame({"event": "error", "ref": ref, "error": error_body(exc)})
             return
-        except Exception:
-            log.exception("websocket handler failed")
-            await self.send_frame(
-                {"event": "error", "ref": ref, "error": {"code": "internal_error", "message": "Erreur interne."}}
-            )
+        except Exception as exc:
+            await self.send_frame({"event": "error", "ref": ref, "error": unexpected_error_body(exc)})
             return
         if ref is not None:
-            await self.send_frame({"event": "ack", "ref": ref, "data": result or {}})
+            await self.send_frame({"event": "ack", "ref": ref, "data": result})
 
     # --- frames out -----------------------------------------------------------------
     async def send_frame(self, frame: dict[str, Any]) -> None:
@@ -182,17 +209,12 @@ class EventConsumer(AsyncWebsocketConsumer):
         try:
             await self.send(text_data=text)
         except ClientGone:
-            # The client closed between this event's arrival and its send (daphne raises
-            # autobahn's Disconnected). Dropping the frame is all there is to do: the
-            # websocket.disconnect message that follows runs the cleanup (presence, rooms).
-            # Letting it raise would kill the consumer and skip that cleanup.
+            # The client closed between this event's arrival and its send. Dropping the frame
+            # is all there is to do: the websocket.disconnect message that follows runs the
+            # cleanup (presence, rooms). Letting it raise would kill the consumer and skip it.
             log.debug("frame dropped: the client is gone")
 
-    async def send_event(self, event: str, data: dict[str, Any]) -> None:
-        await self.send_frame({"event": event, "data": data})
-
     async def emploiplus_event(self, message: dict[str, Any]) -> None:  # type "emploiplus.event"
-        """Channel-layer message of type `emploiplus.event` → JSON frame."""
-        if message.get("exclude") and message["exclude"] == self.channel_name:
-            return
-        await self.send_event(message["event"], message["data"])
+        """Channel-layer message of type `emploiplus.event` → the namespace → a JSON frame."""
+        if self.namespace is not None:
+            await self.namespace.deliver(message)

@@ -553,6 +553,41 @@ async def _asend_frames(frames: list[Frame]) -> None:
                 log.info("%s of %s channel messages over capacity", over, len(part))
 
 
+async def group_add_many(channel: str, groups: list[str]) -> None:
+    """`group_add(group, channel)` for every group in one pipeline (a presence connection
+    follows up to 1,000 contacts; one round trip instead of two per group)."""
+    layer = get_channel_layer()
+    if not groups:
+        return
+    if not fast_path_supported(layer):
+        for group in groups:
+            await layer.group_add(group, channel)
+        return
+    assert layer.require_valid_channel_name(channel), "Channel name not valid"
+    now = time.time()
+    async with layer.connection(0).pipeline(transaction=False) as pipe:
+        for group in groups:
+            assert layer.require_valid_group_name(group), "Group name not valid"
+            key = layer._group_key(group)
+            pipe.zadd(key, {channel: now})
+            pipe.expire(key, layer.group_expiry)
+        await pipe.execute()
+
+
+async def group_discard_many(channel: str, groups: list[str]) -> None:
+    layer = get_channel_layer()
+    if not groups:
+        return
+    if not fast_path_supported(layer):
+        for group in groups:
+            await layer.group_discard(group, channel)
+        return
+    async with layer.connection(0).pipeline(transaction=False) as pipe:
+        for group in groups:
+            pipe.zrem(layer._group_key(group), channel)
+        await pipe.execute()
+
+
 def reset_for_tests() -> None:
     """Forget cached queues and Redis clients (a test pointed the settings elsewhere)."""
     queue.cache_clear()

@@ -66,8 +66,16 @@ def run_uvicorn(fd: int, application: str) -> None:
     on the connections it accepts, and every response written in two parts (headers, then
     body: Django's) waits ~40 ms for the client's delayed ACK. Measured: 44 ms per /healthz
     with `--fd`, under 2 ms like this."""
+    import signal
+
     import uvicorn
 
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal it caught
+    # under the handlers that were there before it started: with the defaults the process
+    # would die by the signal, skipping the atexit cleanups (presence release, jobs still
+    # waiting in emploiplus.effects). A no-op handler lets it return and exit 0 instead.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     sock = socket.socket(fileno=fd)  # family and type read from the descriptor
     config = uvicorn.Config(
         application,

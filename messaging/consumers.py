@@ -1,30 +1,31 @@
-"""`/ws/messages/` and `/ws/presence/` (CONTRACT §5): thin translations of frames into
-service calls. Every write goes through `messaging.services` (the REST API uses the
-same functions); events reach sockets through the channel layer groups of
-`emploiplus.events`, so they cross server processes.
+"""The `/messages` and `/presence` namespaces (CONTRACT §5): thin translations of client
+events into service calls, served by every transport — `/ws/messages/` and `/ws/presence/`
+(`emploiplus.consumers`) and Socket.IO (`emploiplus.sio`). Every write goes through
+`messaging.services` (the REST API uses the same functions); events reach sockets through the
+channel-layer groups of `emploiplus.events`, so they cross server processes.
 
-Presence: both namespaces count — a user is online while any `/ws/messages/` or
-`/ws/presence/` connection of theirs is alive on any process (see `messaging.presence`).
+Presence: both namespaces count — a user is online while any `/messages` or `/presence`
+connection of theirs is alive on any process, on any transport (see `messaging.presence`).
+
+Who sees whose presence: a presence connection follows its user's **contacts** (people they
+share a conversation with, up to 1,000, most recent first) from the moment it connects,
+without subscribing, and receives `presence_state` for them at once. `subscribe`,
+`unsubscribe` and `get_online_users` accept contacts only (and oneself): presence of anyone
+else is refused (`forbidden`) — it is nobody's business.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from typing import Any
 
 from emploiplus import effects
 from emploiplus.consumers import EventConsumer
 from emploiplus.errors import ApplicationError, Forbidden
 from emploiplus.events import conversation_group, iso, now_iso, presence_group, user_group
+from emploiplus.realtime import Namespace
 from messaging import presence, selectors, services
 from messaging.selectors import message_payload, parse_uuid
 
-log = logging.getLogger(__name__)
-
-CLOSE_GOING_AWAY = 1001
-CLOSE_INTERNAL_ERROR = 1011
 MAX_PRESENCE_IDS_PER_FRAME = 200
 MAX_PRESENCE_SUBSCRIPTIONS = 1000
 
@@ -32,44 +33,8 @@ MAX_PRESENCE_SUBSCRIPTIONS = 1000
 _ROOM_EVENTS = frozenset({"user_typing", "user_joined", "user_left"})
 
 
-class PresenceTrackingMixin:
-    """Registers the connection in Redis presence for its lifetime, and closes it cleanly
-    when the server shuts down: daphne cancels every application before exiting, so the
-    disconnect path (presence, `user_left`, groups) runs then and the client gets 1001."""
-
-    async def __call__(self, scope, receive, send):
-        try:
-            return await super().__call__(scope, receive, send)
-        except asyncio.CancelledError:
-            if getattr(self, "user", None) is not None and not getattr(self, "_disconnected", False):
-                with contextlib.suppress(Exception):
-                    await self.disconnect(CLOSE_GOING_AWAY)
-                with contextlib.suppress(Exception):
-                    await self.close(code=CLOSE_GOING_AWAY)
-            raise
-        except Exception:
-            # A consumer that crashes never gets its websocket.disconnect: release its
-            # presence now, or its heartbeat would keep the user online for ever.
-            if getattr(self, "user", None) is not None and not getattr(self, "_disconnected", False):
-                with contextlib.suppress(Exception):
-                    await self.disconnect(CLOSE_INTERNAL_ERROR)
-            raise
-
-    async def disconnect(self, code: int) -> None:
-        self._disconnected = True
-        await super().disconnect(code)
-
-    async def track_presence(self) -> None:
-        await presence.connect(user_id=self.user.pk, email=self.user.email or "", connection_id=self.channel_name)
-
-    async def untrack_presence(self) -> None:
-        try:
-            await presence.disconnect(user_id=self.user.pk, connection_id=self.channel_name)
-        except Exception:  # Redis gone: the TTL expires the connection
-            log.warning("presence disconnect failed", exc_info=True)
-
-
-class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
+class MessagesNamespace(Namespace):
+    name = "/messages"
     handled_events = (
         "join_conversation",
         "leave_conversation",
@@ -78,22 +43,25 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
         "mark_as_read",
         "delete_message",
     )
+    state_fields = ("rooms", "known_conversations")
 
-    async def on_connect(self) -> None:
+    def __init__(self, conn) -> None:
+        super().__init__(conn)
         self.rooms: set[str] = set()
         self.known_conversations: set[str] = set()
-        await self.join_group(user_group(self.user.pk))
-        await self.track_presence()
 
-    async def on_disconnect(self, code: int) -> None:
-        for conversation_id in list(getattr(self, "rooms", ())):
+    async def on_connect(self) -> None:
+        await self.join(user_group(self.user.pk))
+        await self.conn.track_presence()
+
+    async def on_disconnect(self) -> None:
+        for conversation_id in list(self.rooms):
             await self._announce_room(conversation_id, "user_left")
-        await self.untrack_presence()
 
-    async def emploiplus_event(self, message: dict[str, Any]) -> None:
+    def wants(self, message: dict[str, Any]) -> bool:
         if message.get("event") in _ROOM_EVENTS and message["data"].get("userId") == str(self.user.pk):
-            return
-        await super().emploiplus_event(message)
+            return False
+        return super().wants(message)
 
     # --- helpers --------------------------------------------------------------------
     async def _participant_conversation(self, data: dict[str, Any]) -> str:
@@ -115,14 +83,14 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
                 "email": self.user.email,
                 "timestamp": now_iso(),
             },
-            exclude=self.channel_name,
+            exclude=self.conn.channel_name,
         )
 
     # --- events ---------------------------------------------------------------------
     async def on_join_conversation(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = await self._participant_conversation(data)
         if conversation_id not in self.rooms:
-            await self.join_group(conversation_group(conversation_id))
+            await self.join(conversation_group(conversation_id))
             self.rooms.add(conversation_id)
             await self._announce_room(conversation_id, "user_joined")
         return {"conversationId": conversation_id}
@@ -131,7 +99,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
         conversation_id = str(parse_uuid(data.get("conversationId"), field="conversationId"))
         if conversation_id in self.rooms:
             self.rooms.discard(conversation_id)
-            await self.leave_group(conversation_group(conversation_id))
+            await self.leave(conversation_group(conversation_id))
             await self._announce_room(conversation_id, "user_left")
         return {"conversationId": conversation_id}
 
@@ -147,7 +115,7 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
                 "isTyping": bool(data.get("isTyping", True)),
                 "timestamp": now_iso(),
             },
-            exclude=self.channel_name,
+            exclude=self.conn.channel_name,
         )
         return {}
 
@@ -182,31 +150,50 @@ class MessagesConsumer(PresenceTrackingMixin, EventConsumer):
         }
 
 
-class PresenceConsumer(PresenceTrackingMixin, EventConsumer):
-    """Subscription-based presence: a client names the users it cares about."""
+class PresenceNamespace(Namespace):
+    """Contacts followed from the start; `subscribe` for the ones a client cares about now."""
 
+    name = "/presence"
     handled_events = ("subscribe", "unsubscribe", "get_online_users")
+    state_fields = ("subscriptions", "contacts", "allowed")
+
+    def __init__(self, conn) -> None:
+        super().__init__(conn)
+        self.subscriptions: set[str] = set()
+        self.contacts: set[str] = set()  # followed from the connection's start
+        self.allowed: set[str] = set()  # known to be contacts (e.g. a conversation begun since)
 
     async def on_connect(self) -> None:
-        self.subscriptions: set[str] = set()
-        await self.track_presence()
-
-    async def on_disconnect(self, code: int) -> None:
-        await self.untrack_presence()
+        contacts = await effects.run_sync(selectors.contact_ids, user=self.user)
+        self.contacts = set(contacts)
+        await self.join(*(presence_group(uid) for uid in contacts))
+        await self.conn.track_presence()
+        if contacts:
+            await self.conn.emit("presence_state", {"online": await presence.aonline_user_ids(contacts)})
 
     def _user_ids(self, data: dict[str, Any], *, required: bool = True) -> list[str]:
         raw = data.get("userIds")
         if raw is None and not required:
-            return sorted(self.subscriptions)
+            return sorted(self.subscriptions | self.contacts)
         if not isinstance(raw, list) or len(raw) > MAX_PRESENCE_IDS_PER_FRAME:
             raise ApplicationError(
                 "invalid_data", f"'userIds' : une liste de {MAX_PRESENCE_IDS_PER_FRAME} identifiants au plus."
             )
         return list(dict.fromkeys(str(parse_uuid(u, field="userIds")) for u in raw))
 
+    async def _visible(self, user_ids: list[str]) -> None:
+        """Refuse the whole frame if it names someone who is not a contact (nor oneself)."""
+        me = str(self.user.pk)
+        unknown = [uid for uid in user_ids if uid not in self.contacts and uid not in self.allowed and uid != me]
+        if unknown:
+            # A conversation may have started since this connection opened.
+            self.allowed |= await effects.run_sync(selectors.are_contacts, user=self.user, user_ids=unknown)
+            if any(uid not in self.allowed for uid in unknown):
+                raise Forbidden("Présence réservée à vos contacts (une conversation en commun).")
+
     async def _state(self, user_ids: list[str]) -> dict[str, Any]:
         state = {"online": await presence.aonline_user_ids(user_ids)}
-        await self.send_event("presence_state", state)
+        await self.conn.emit("presence_state", state)
         return state
 
     async def on_subscribe(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -215,18 +202,23 @@ class PresenceConsumer(PresenceTrackingMixin, EventConsumer):
             raise ApplicationError(
                 "too_many_subscriptions", f"Au plus {MAX_PRESENCE_SUBSCRIPTIONS} abonnements par connexion."
             )
-        for uid in user_ids:
-            if uid not in self.subscriptions:
-                await self.join_group(presence_group(uid))
-                self.subscriptions.add(uid)
+        await self._visible(user_ids)
+        await self.join(*(presence_group(uid) for uid in user_ids))
+        self.subscriptions.update(user_ids)
         return await self._state(user_ids)
 
     async def on_unsubscribe(self, data: dict[str, Any]) -> dict[str, Any]:
-        for uid in self._user_ids(data):
-            if uid in self.subscriptions:
-                self.subscriptions.discard(uid)
-                await self.leave_group(presence_group(uid))
+        user_ids = [uid for uid in self._user_ids(data) if uid in self.subscriptions]
+        self.subscriptions.difference_update(user_ids)
+        # Contacts stay followed: they were never a subscription.
+        await self.leave(*(presence_group(uid) for uid in user_ids if uid not in self.contacts))
         return {"subscribed": sorted(self.subscriptions)}
 
     async def on_get_online_users(self, data: dict[str, Any]) -> dict[str, Any]:
-        return await self._state(self._user_ids(data, required=False))
+        user_ids = self._user_ids(data, required=False)
+        await self._visible(user_ids)
+        return await self._state(user_ids)
+
+
+MessagesConsumer = EventConsumer.for_namespace(MessagesNamespace)
+PresenceConsumer = EventConsumer.for_namespace(PresenceNamespace)

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, DateTimeField, OuterRef, Prefetch, Subquery, Value
+from django.db.models import Count, DateTimeField, Max, OuterRef, Prefetch, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -77,6 +77,33 @@ def parse_uuid(value: object, *, field: str) -> uuid.UUID:
 
 def is_participant(*, user: User, conversation_id: uuid.UUID | str) -> bool:
     return ConversationParticipant.objects.filter(conversation_id=conversation_id, user_id=user.pk).exists()
+
+
+MAX_CONTACTS = 1000
+
+
+def contact_ids(*, user: User, limit: int = MAX_CONTACTS) -> list[str]:
+    """The people `user` shares a conversation with (most recently active first): whose
+    presence a presence connection follows without subscribing (CONTRACT §5)."""
+    rows = (
+        ConversationParticipant.objects.filter(conversation__memberships__user_id=user.pk, user__is_active=True)
+        .exclude(user_id=user.pk)
+        .values("user_id")
+        .annotate(latest=Max(Coalesce("conversation__last_message_at", "conversation__created_at")))
+        .order_by("-latest")
+        .values_list("user_id", flat=True)[:limit]
+    )
+    return [str(uid) for uid in rows]
+
+
+def are_contacts(*, user: User, user_ids: list[str]) -> set[str]:
+    """Those of `user_ids` who share a conversation with `user`."""
+    if not user_ids:
+        return set()
+    rows = ConversationParticipant.objects.filter(
+        conversation__memberships__user_id=user.pk, user_id__in=user_ids
+    ).values_list("user_id", flat=True)
+    return {str(uid) for uid in rows}
 
 
 def conversation_require_participant(*, user: User, conversation_id: uuid.UUID | str) -> None:

@@ -1,4 +1,5 @@
-"""`/ws/notifications/`: the user's notifications (and their role's broadcasts) in real time."""
+"""The `/notifications` namespace: the user's notifications (and their role's broadcasts) in
+real time, on `/ws/notifications/` and Socket.IO alike (emploiplus.realtime)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from typing import Any
 from emploiplus import effects, events
 from emploiplus.consumers import EventConsumer
 from emploiplus.errors import ApplicationError
+from emploiplus.realtime import Namespace
 from notifications import services
 
 
-class NotificationConsumer(EventConsumer):
+class NotificationsNamespace(Namespace):
+    name = "/notifications"
     handled_events = ("mark_read",)
 
     async def on_connect(self) -> None:
-        await self.join_group(events.notifications_group(self.user.pk))
-        await self.join_group(events.role_group(self.user.role))
+        await self.join(events.notifications_group(self.user.pk), events.role_group(self.user.role))
 
     async def on_mark_read(self, data: dict[str, Any]) -> dict[str, Any]:
         ids = data.get("notificationIds")
@@ -23,3 +25,6 @@ class NotificationConsumer(EventConsumer):
             raise ApplicationError("invalid_data", "notificationIds doit être une liste de 1 à 500 identifiants.")
         marked = await effects.run_sync(services.notification_mark_read, user=self.user, notification_ids=ids)
         return {"notificationIds": marked}
+
+
+NotificationConsumer = EventConsumer.for_namespace(NotificationsNamespace)

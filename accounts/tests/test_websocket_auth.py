@@ -25,17 +25,18 @@ from accounts.testing import make_token, token_for
 from accounts.tests.conftest import claims
 from emploiplus.consumers import EventConsumer
 from emploiplus.events import event_message, user_group
+from emploiplus.realtime import Namespace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = "https://app.emploiplus.fr"
 
 
-class ProbeConsumer(EventConsumer):
+class ProbeNamespace(Namespace):
     handled_events = ("whoami", "ping")
 
     async def on_connect(self) -> None:
-        await self.join_group(user_group(self.user.pk))
+        await self.join(user_group(self.user.pk))
 
     async def on_whoami(self, data):
         return {"userId": str(self.user.pk), "email": self.user.email}
@@ -44,6 +45,7 @@ class ProbeConsumer(EventConsumer):
         return {"pong": True}
 
 
+ProbeConsumer = EventConsumer.for_namespace(ProbeNamespace)
 application = WebSocketAuthMiddlewareStack(URLRouter([path("ws/probe/", ProbeConsumer.as_asgi())]))
 
 

@@ -102,6 +102,7 @@ def test_it_talks_across_two_processes_and_expires_a_killed_one(alice, bob):
         async def scenario() -> float:
             alice_tab = await Tab.open(server_a, "/ws/messages/", alice)
             watcher = await Tab.open(server_a, "/ws/presence/", alice)
+            await watcher.expect("presence_state")  # its contacts' (bob's), at connect
             assert (await watcher.call("subscribe", {"userIds": [str(bob.pk)]})) == {"online": []}
             await watcher.expect("presence_state")
 
@@ -233,10 +234,12 @@ def test_it_closes_sockets_and_clears_presence_on_shutdown(alice, bob):
     """SIGTERM: the server's sockets close and its users go offline at once (TTL here
     60 s, so the sweeper could not be what announces it)."""
     env = {**SERVER_ENV, "PRESENCE_TTL_SECONDS": "60", "PRESENCE_HEARTBEAT_SECONDS": "20"}
+    conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)  # bob is alice's contact
     with asgi_server(**env) as (server_a, _), asgi_server(**env) as (server_b, proc_b):
 
         async def scenario():
             watcher = await Tab.open(server_a, "/ws/presence/", alice)
+            await watcher.expect("presence_state")  # her contacts', at connect
             await watcher.call("subscribe", {"userIds": [str(bob.pk)]})
             await watcher.expect("presence_state")
             bob_tab = await Tab.open(server_b, "/ws/messages/", bob)

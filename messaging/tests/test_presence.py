@@ -17,9 +17,22 @@ P = "/ws/presence/"
 M = "/ws/messages/"
 
 
+async def contacts(user, *others, after=()) -> None:
+    """Make `others` contacts of `user` (a direct conversation each), after the presence
+    sockets in `after` finished connecting (so they do not follow them from the start)."""
+    from messaging.services import conversation_get_or_create_direct
+
+    for tab in after:  # frames are handled after on_connect: one round trip settles it
+        await tab.call_ok("get_online_users", {"userIds": []})
+        await tab.recv_event("presence_state")
+    for other in others:
+        await asyncio.to_thread(conversation_get_or_create_direct, user=user, other_user_id=other.pk)
+
+
 async def test_it_tells_subscribers_only_when_a_user_comes_and_goes(alice, bob, charlie):
     watcher = await ws(P, alice)
     bystander = await ws(P, charlie)  # subscribed to nobody
+    await contacts(alice, bob, charlie, after=(watcher, bystander))  # begun after they connected
     try:
         state = await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})
         assert state == {"online": []}
@@ -81,6 +94,7 @@ async def test_it_expires_connections_of_a_dead_process(alice, bob, settings):
     assert presence.online_user_ids([bob.pk]) == {str(bob.pk)}
 
     watcher = await ws(P, alice)  # a live process: heartbeats its own socket and sweeps
+    await contacts(alice, bob, after=(watcher,))
     try:
         assert (await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})) == {"online": [str(bob.pk)]}
         await watcher.recv_event("presence_state")
@@ -98,12 +112,26 @@ async def test_it_expires_connections_of_a_dead_process(alice, bob, settings):
 
 
 async def test_it_caps_subscriptions_per_connection(alice):
+    from accounts.models import User
+    from messaging.models import Conversation, ConversationParticipant
+
     tab = await ws(P, alice)
+    await contacts(alice, after=(tab,))
+
+    def a_thousand_and_one_contacts() -> list[str]:
+        users = User.objects.bulk_create([User(email=f"c{i}@example.test") for i in range(1001)])
+        group = Conversation.objects.create(is_group=True, created_by=alice)
+        ConversationParticipant.objects.bulk_create(
+            [ConversationParticipant(conversation=group, user_id=u.pk) for u in [alice, *users]]
+        )
+        return [str(u.pk) for u in users]
+
+    ids = await asyncio.to_thread(a_thousand_and_one_contacts)
     try:
-        for _ in range(5):  # 5 × 200 = the cap of 1,000
-            await tab.call_ok("subscribe", {"userIds": [str(uuid.uuid4()) for _ in range(200)]})
+        for k in range(5):  # 5 × 200 = the cap of 1,000
+            await tab.call_ok("subscribe", {"userIds": ids[k * 200 : (k + 1) * 200]})
             await tab.recv_event("presence_state")
-        frame = await tab.call("subscribe", {"userIds": [str(uuid.uuid4())]})
+        frame = await tab.call("subscribe", {"userIds": [ids[1000]]})
         assert frame["error"]["code"] == "too_many_subscriptions"
         assert await tab.nothing()
     finally:
@@ -136,8 +164,9 @@ async def test_an_event_for_a_tab_closed_meanwhile_neither_crashes_it_nor_keeps_
     from emploiplus.asgi import application
     from messaging.services import conversation_get_or_create_direct
 
-    direct, _ = await asyncio.to_thread(conversation_get_or_create_direct, user=alice, other_user_id=bob.pk)
     watcher = await ws(P, alice)
+    await contacts(alice, after=(watcher,))
+    direct, _ = await asyncio.to_thread(conversation_get_or_create_direct, user=alice, other_user_id=bob.pk)
     alice_tab = await ws(M, alice)
     closed = asyncio.Event()
     from autobahn.exception import Disconnected
@@ -169,6 +198,7 @@ async def test_a_heartbeat_landing_after_a_tab_left_does_not_bring_it_back(alice
     from messaging.presence import _registry, connections_key
 
     watcher = await ws(P, alice)
+    await contacts(alice, bob, after=(watcher,))
     try:
         await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})
         await watcher.recv_event("presence_state")
@@ -197,4 +227,33 @@ async def test_a_heartbeat_landing_after_a_tab_left_does_not_bring_it_back(alice
         await presence.disconnect(user_id=bob.pk, connection_id="tab-3")
         await watcher.recv_event("user_offline")
     finally:
+        await watcher.close()
+
+
+async def test_it_follows_contacts_without_subscribing_and_refuses_strangers(alice, bob, charlie):
+    """CONTRACT §5: a presence connection gets user_online/user_offline for its contacts from the
+    start (with their state at once); presence of non-contacts is refused."""
+    await contacts(alice, bob)
+    bob_tab = await ws(M, bob)
+    await bob_tab.call_ok("leave_conversation", {"conversationId": str(uuid.uuid4())})  # connected for sure
+    watcher = await ws(P, alice)
+    try:
+        assert (await watcher.recv_event("presence_state"))["data"] == {"online": [str(bob.pk)]}
+        await bob_tab.close()
+        assert (await watcher.recv_event("user_offline"))["data"]["userId"] == str(bob.pk)
+        bob_tab = await ws(M, bob)
+        assert (await watcher.recv_event("user_online"))["data"]["userId"] == str(bob.pk)
+
+        charlie_tab = await ws(M, charlie)
+        await charlie_tab.call_ok("leave_conversation", {"conversationId": str(uuid.uuid4())})
+        assert await watcher.nothing()  # not a contact: nothing
+        for event in ("subscribe", "get_online_users"):
+            frame = await watcher.call(event, {"userIds": [str(charlie.pk)]})
+            assert frame["error"]["code"] == "forbidden", frame
+        assert (await watcher.call_ok("get_online_users", {"userIds": [str(alice.pk)]})) == {"online": [str(alice.pk)]}
+        await watcher.recv_event("presence_state")
+        await charlie_tab.close()
+        assert await watcher.nothing()
+    finally:
+        await bob_tab.close()
         await watcher.close()
