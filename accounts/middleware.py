@@ -66,7 +66,7 @@ def _verify_and_load(token: str):
     return user, claims
 
 
-async def _authenticate(token: str):
+async def authenticate_token(token: str):
     """Verify and load the user without blocking the event loop.
 
     A JWKS fetch (unknown `kid`, rare) runs in a thread of its own so it never occupies
@@ -100,7 +100,7 @@ class WebSocketAuthMiddleware:
         scope.update(user=None, claims=None, auth_error="token_missing", subprotocol=subprotocol)
         if token:
             try:
-                scope["user"], scope["claims"] = await _authenticate(token)
+                scope["user"], scope["claims"] = await authenticate_token(token)
                 scope["auth_error"] = None
             except TokenError as exc:
                 scope["auth_error"] = exc.code

@@ -4,7 +4,9 @@
 
 Every HTTP path — the REST API, the admin, the signed webhooks — goes to Django, whose
 middleware chain and view run as one sync call in a thread pool
-(emploiplus.handlers.SyncStackASGIHandler, which says why).
+(emploiplus.handlers.SyncStackASGIHandler, which says why), except `/socket.io/`: Engine.IO
+long-polling (emploiplus.sio.polling), whose GETs wait up to SOCKETIO_PING_INTERVAL and must
+not hold a Django thread. WebSockets: `/ws/…/` and `/socket.io/` (emploiplus.routing).
 """
 
 import os
@@ -19,10 +21,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
 from emploiplus.routing import websocket_urlpatterns  # noqa: E402
+from emploiplus.sio.polling import http_app as socketio_polling  # noqa: E402
+
+
+async def http(scope, receive, send):
+    if scope["path"].startswith("/socket.io/"):
+        return await socketio_polling(scope, receive, send)
+    return await django_asgi_app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http,
         "websocket": WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -57,8 +57,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import itertools
 import logging
 import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +94,9 @@ class Frame:
     exclude: str | None = None  # a channel name that must not receive it (the sender's socket)
 
     def message(self) -> dict[str, Any]:
-        return event_message(self.event, self.data, exclude_channel=self.exclude)
+        message = event_message(self.event, self.data, exclude_channel=self.exclude)
+        message["fid"] = _frame_id()  # lets a transport moving a session drop what it got twice
+        return message
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,14 @@ class Job:
 class FollowUp:
     fn: Callable[[], None]
     afn: Callable[[], Awaitable[None]] | None = None  # the same work, for async flushes
+
+
+_FRAME_ID_PREFIX = uuid.uuid4().hex[:10]
+_frame_ids = itertools.count()
+
+
+def _frame_id() -> str:
+    return f"{_FRAME_ID_PREFIX}{next(_frame_ids):x}"
 
 
 # --- registering ---------------------------------------------------------------------------
@@ -586,6 +598,53 @@ async def group_discard_many(channel: str, groups: list[str]) -> None:
         for group in groups:
             pipe.zrem(layer._group_key(group), channel)
         await pipe.execute()
+
+
+# --- plain channels of sessions no process owns (Socket.IO long-polling, emploiplus.sio) -----
+def _channel_key(layer: Any, channel: str) -> str:
+    assert "!" not in channel, "only plain channels are read here"
+    return layer.prefix + channel
+
+
+async def drain_channels(channels: list[str], *, wait: float, most: int = 500) -> list[tuple[str, dict]]:
+    """What waits on plain channels (channels_redis' `receive` without the per-message
+    backup queue: one BZPOPMIN up to `wait` seconds, then everything else queued, at most
+    `most`, in one pipeline): [(channel, message)] oldest first. A message popped here and not
+    delivered (the HTTP answer lost) is lost, as a long-polling answer is in Socket.IO."""
+    layer = get_channel_layer()
+    keys = {_channel_key(layer, c): c for c in channels}
+    connection = layer.connection(0)
+    popped: list[tuple[float, str, bytes]] = []
+    async with connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.zpopmin(key, most)
+        for key, replies in zip(keys, await pipe.execute(), strict=True):
+            popped += [(score, keys[key], member) for member, score in replies]
+    if not popped and wait > 0:
+        reply = await connection.bzpopmin(list(keys), timeout=wait)
+        if reply is not None:
+            key, member, score = reply
+            key = key.decode() if isinstance(key, bytes) else key
+            popped.append((score, keys[key], member))
+            async with connection.pipeline(transaction=False) as pipe:
+                for other in keys:
+                    pipe.zpopmin(other, most)
+                for other, replies in zip(keys, await pipe.execute(), strict=True):
+                    popped += [(s, keys[other], m) for m, s in replies]
+    popped.sort(key=lambda item: item[0])
+    out = []
+    for _score, channel, member in popped[: most * 2]:
+        message = layer.deserialize(member)
+        message.pop("__asgi_channel__", None)
+        out.append((channel, message))
+    return out
+
+
+async def delete_channels(channels: list[str]) -> None:
+    """Drop whatever still waits on plain channels (a session closed or expired)."""
+    layer = get_channel_layer()
+    if channels:
+        await layer.connection(0).delete(*(_channel_key(layer, c) for c in channels))
 
 
 def reset_for_tests() -> None:

@@ -152,6 +152,11 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Socket.IO (emploiplus.sio): Engine.IO v4 heartbeat and the largest payload a client may send.
+SOCKETIO_PING_INTERVAL = env.float("SOCKETIO_PING_INTERVAL", default=25.0)
+SOCKETIO_PING_TIMEOUT = env.float("SOCKETIO_PING_TIMEOUT", default=20.0)
+SOCKETIO_MAX_PAYLOAD = env.int("SOCKETIO_MAX_PAYLOAD", default=1_000_000)
+
 # Presence (messaging.presence): connection heartbeats in Redis. A killed process's
 # users go offline within TTL + heartbeat.
 PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=30.0)

@@ -307,3 +307,44 @@ class PrivateRedis:
         if self.proc is not None:
             stop_process(self.proc, timeout=5)
             self.proc = None
+
+
+JS_PACKAGE = BASE_DIR / "emploiplus" / "sio" / "js"
+
+
+def node_modules() -> Path:
+    """socket.io-client (and ws) from the npm registry, installed once into `.data/node`
+    (`npm ci` from emploiplus/sio/js/package-lock.json; reinstalled when the lock changes).
+    Raises RuntimeError when node or npm is missing."""
+    import hashlib
+
+    from django.conf import settings
+
+    if not (shutil.which("node") and shutil.which("npm")):
+        raise RuntimeError("node and npm are needed (Node 20)")
+    target = Path(settings.DATA_DIR) / "node"
+    lock = (JS_PACKAGE / "package-lock.json").read_bytes()
+    stamp = target / f".installed-{hashlib.sha256(lock).hexdigest()[:16]}"
+    if not stamp.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(JS_PACKAGE / name, target / name)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target, check=True, timeout=300
+        )
+        for old in target.glob(".installed-*"):
+            old.unlink()
+        stamp.touch()
+    return target / "node_modules"
+
+
+def run_node(script: Path, *, timeout: float = 120, **env: str) -> list[dict]:
+    """Run a Node script with the installed modules; its stdout's JSON lines, parsed."""
+    import json
+
+    modules = node_modules()
+    environment = {**os.environ, "NODE_PATH": str(modules), **env}
+    result = subprocess.run(["node", str(script)], env=environment, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{script.name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

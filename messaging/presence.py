@@ -255,6 +255,20 @@ async def connect(*, user_id: object, email: str, connection_id: str) -> bool:
     return bool(became_online)
 
 
+async def touch(*, user_id: object, email: str, connection_ids: list[str]) -> bool:
+    """Refresh connections that no process heartbeats for (Socket.IO long-polling sessions,
+    which any process may serve: each of their requests, and a long poll while it waits,
+    touches them); announce `user_online` if the user was not online. Released with
+    `disconnect`, or expired by the TTL like a dead process's."""
+    uid = str(user_id)
+    became_online = await _aredis().eval(
+        TOUCH, 2, connections_key(uid), online_index_key(), ttl_seconds(), uid, *connection_ids
+    )
+    if became_online:
+        await _announce_online(uid, email or "")
+    return bool(became_online)
+
+
 async def disconnect(*, user_id: object, connection_id: str) -> bool:
     """Remove a connection; announce `user_offline` if it was the user's last anywhere."""
     uid = str(user_id)

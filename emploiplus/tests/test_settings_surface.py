@@ -153,6 +153,9 @@ CHECKS: dict[str, tuple[str, dict[str, str], str, object]] = {
         "settings.CHANNEL_LAYERS['default']['CONFIG']['capacity']",
         500,
     ),
+    "SOCKETIO_PING_INTERVAL": ("main", {"SOCKETIO_PING_INTERVAL": "5"}, "settings.SOCKETIO_PING_INTERVAL", 5.0),
+    "SOCKETIO_PING_TIMEOUT": ("main", {"SOCKETIO_PING_TIMEOUT": "4"}, "settings.SOCKETIO_PING_TIMEOUT", 4.0),
+    "SOCKETIO_MAX_PAYLOAD": ("main", {"SOCKETIO_MAX_PAYLOAD": "5000"}, "settings.SOCKETIO_MAX_PAYLOAD", 5000),
     "PRESENCE_TTL_SECONDS": ("main", {"PRESENCE_TTL_SECONDS": "12"}, "settings.PRESENCE_TTL_SECONDS", 12.0),
     "PRESENCE_HEARTBEAT_SECONDS": (
         "main",
