@@ -10,6 +10,8 @@ event budget is counted (`over_budget`).
   `{message, data: {code}}` (`token_missing`, `token_invalid`, `token_expired`,
   `user_inactive`) and no socket; else `on_connect` runs and `40/ns,{sid}` answers (events the
   namespace emits while connecting follow the CONNECT, as the client expects).
+- EVENT for a namespace that is not connected: the session is closed (the reference server's
+  "invalid state"), as for a malformed packet.
 - EVENT `["name", data]`, with an ack id or not: the namespace's handler runs; its result is
   the ack (`[result]`), an error is `[{"error": {code, message}}]` as the ack, or, without
   one, an `error` event `{"event": name, "error": {code, message}}`.
@@ -39,6 +41,7 @@ from emploiplus.realtime import (
     unexpected_error_body,
 )
 from emploiplus.sio import protocol
+from emploiplus.sio.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +181,12 @@ class Session:
 
     async def event(self, name: str, ack_id: int | None, data: Any) -> None:
         slot = self.slots.get(name)
+        if slot is None:
+            # As the reference server: a packet for a namespace that is not connected is an
+            # invalid state, and the connection is closed.
+            raise ProtocolError(protocol.BAD_REQUEST, f"event for {name}, which is not connected")
         event = data[0] if isinstance(data, list) and data and isinstance(data[0], str) else None
         try:
-            if slot is None:
-                raise ApplicationError("not_connected", f"Namespace {name} non connecté.")
             if slot.expired():
                 await self.disconnect_namespace(name, notify=True)
                 return
