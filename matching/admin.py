@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from emploiplus.admin import ReadOnlyAdmin
-from matching import services
+from matching import semantic, services
 from matching.models import CandidateJobMatch, CandidateMatchProfile, Job, Skill, SkillAlias
 from matching.skills import skills_normalize
 
@@ -27,8 +27,11 @@ class JobAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # Same rules as the API: skills stored normalised; activating a job runs the pipeline.
         previous = Job.objects.filter(pk=obj.pk).values_list("status", flat=True).first() if change else None
+        stored = Job.objects.filter(pk=obj.pk).first() if change else None
+        before = semantic.snapshot(semantic.KIND_JOB, stored) if stored else None
         obj.required_skills = skills_normalize(obj.required_skills or [])
         super().save_model(request, obj, form, change)
+        semantic.job_text_changed(before=before, job=obj)
         if obj.status == "active" and obj.deleted_at is None and previous != "active":
             services.job_queue_matching(job=obj)
 
