@@ -277,7 +277,7 @@ if (
 MATCH_HYBRID_NOTIFY = env.bool("MATCH_HYBRID_NOTIFY", default=False)
 MATCH_HYBRID_MIN_SCORE = env.float("MATCH_HYBRID_MIN_SCORE", default=60.0)
 # A profile the skill rules miss enters a hybrid list when its semantic_score reaches this.
-SEMANTIC_MIN_SCORE = env.float("SEMANTIC_MIN_SCORE", default=50.0)
+SEMANTIC_MIN_SCORE = env.float("SEMANTIC_MIN_SCORE", default=25.0)
 # Nearest neighbours read from the HNSW index per ranking, and the index's search breadth.
 SEMANTIC_NEIGHBOURS = env.int("SEMANTIC_NEIGHBOURS", default=200)
 SEMANTIC_EF_SEARCH = env.int("SEMANTIC_EF_SEARCH", default=200)
