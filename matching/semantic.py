@@ -428,7 +428,11 @@ def min_cosine() -> float:
 
 
 # semantic_score and hybrid in SQL (the same formulas as cosine_to_score / hybrid_score).
-_SEMANTIC_SQL = "round((100 * least(1, greatest(0, ({cos} - %(cal_low)s) / (%(cal_high)s - %(cal_low)s))))::numeric, 1)"
+# (greatest/least ignore NULLs: a missing vector must stay NULL, hence the CASE.)
+_SEMANTIC_SQL = (
+    "CASE WHEN {cos} IS NOT NULL THEN "
+    "round((100 * least(1, greatest(0, ({cos} - %(cal_low)s) / (%(cal_high)s - %(cal_low)s))))::numeric, 1) END"
+)
 _HYBRID_SQL = (
     "round(((%(w_rules)s * {score} + %(w_semantic)s * coalesce({semantic}, {score})) "
     "/ (%(w_rules)s + %(w_semantic)s))::numeric, 1)"

@@ -32,6 +32,8 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN
         BEGIN
             CREATE EXTENSION vector;
+            -- Ours to drop on `migrate matching 0008` (an extension found installed is left alone).
+            COMMENT ON EXTENSION vector IS 'vector type and HNSW/IVFFlat methods (installed by Emploi+ matching 0009)';
         EXCEPTION WHEN insufficient_privilege THEN
             RAISE NOTICE 'CREATE EXTENSION vector was refused (%): semantic matching stays off', SQLERRM;
             RETURN;
@@ -81,9 +83,22 @@ END
 $semantic$;
 """
 
-# The extension itself is left installed: other objects of the database may use it.
+# The extension goes too if this migration installed it (its comment says so) and nothing
+# else uses it; one that was there before (Supabase) or that other objects use stays.
 DROP_SQL = """
 DROP TABLE IF EXISTS skill_embeddings;
 DROP TABLE IF EXISTS candidate_embeddings;
 DROP TABLE IF EXISTS job_embeddings;
+DO $semantic$
+BEGIN
+    IF obj_description((SELECT oid FROM pg_extension WHERE extname = 'vector'), 'pg_extension')
+       LIKE '%(installed by Emploi+ matching 0009)' THEN
+        BEGIN
+            DROP EXTENSION vector;
+        EXCEPTION WHEN dependent_objects_still_exist THEN
+            RAISE NOTICE 'pgvector is used by other objects: left installed';
+        END;
+    END IF;
+END
+$semantic$;
 """
