@@ -2,7 +2,16 @@ from django.contrib import admin, messages
 
 from emploiplus.admin import ReadOnlyAdmin
 from matching import semantic, services
-from matching.models import CandidateJobMatch, CandidateMatchProfile, Job, Skill, SkillAlias
+from matching.models import (
+    CandidateEmbedding,
+    CandidateJobMatch,
+    CandidateMatchProfile,
+    Job,
+    JobEmbedding,
+    Skill,
+    SkillAlias,
+    SkillEmbedding,
+)
 from matching.skills import skills_normalize
 
 
@@ -87,3 +96,42 @@ class CandidateMatchProfileAdmin(ReadOnlyAdmin):
     list_filter = ("experience_level", "notifications_enabled")
     search_fields = ("candidate__user__email",)
     raw_id_fields = ("candidate",)
+
+
+class SemanticTableAdmin(ReadOnlyAdmin):
+    """The embedding tables (issue 15): read-only, vectors not loaded; empty with a notice on
+    a server without pgvector, where the tables do not exist."""
+
+    def get_queryset(self, request):
+        if not semantic.enabled():
+            return self.model.objects.none()
+        return super().get_queryset(request).defer("embedding")
+
+    def changelist_view(self, request, extra_context=None):
+        state = semantic.status()
+        if not state.enabled:
+            self.message_user(request, f"Correspondance sémantique désactivée : {state.reason}", messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(JobEmbedding)
+class JobEmbeddingAdmin(SemanticTableAdmin):
+    list_display = ("job", "model", "embedded_at", "source_updated_at")
+    search_fields = ("job__title",)
+    raw_id_fields = ("job",)
+    exclude = ("embedding",)
+
+
+@admin.register(CandidateEmbedding)
+class CandidateEmbeddingAdmin(SemanticTableAdmin):
+    list_display = ("candidate", "model", "embedded_at", "source_updated_at")
+    search_fields = ("candidate__user__email",)
+    raw_id_fields = ("candidate",)
+    exclude = ("embedding",)
+
+
+@admin.register(SkillEmbedding)
+class SkillEmbeddingAdmin(SemanticTableAdmin):
+    list_display = ("name", "model")
+    search_fields = ("name",)
+    exclude = ("embedding",)

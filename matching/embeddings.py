@@ -87,7 +87,7 @@ def _sentence(text: str) -> str:
 
 
 def _skills_line(skills: Iterable[str] | None) -> str:
-    names = [s for s in (skills or []) if s]
+    names = sorted({s for s in (skills or []) if s})  # a set: reordering changes nothing
     return f"Compétences : {', '.join(names)}." if names else ""
 
 

@@ -213,7 +213,8 @@ EMBEDDING_DIMENSIONS = 512
 class JobEmbedding(models.Model):
     """A job's embedding (title + description + skills), cosine-indexed with HNSW."""
 
-    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="embedding")
+    # DO_NOTHING: the table may not exist (no pgvector); its own FK cascades in the database.
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.DO_NOTHING, related_name="embedding")
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     # sha256 of (model, embedded text): the worker re-embeds only when it changes.
     source_hash = models.CharField(max_length=64)
@@ -242,7 +243,7 @@ class JobEmbedding(models.Model):
 class CandidateEmbedding(models.Model):
     """A profile's embedding (headline + job title + summary + skills), cosine-indexed with HNSW."""
 
-    candidate = models.OneToOneField(Candidate, primary_key=True, on_delete=models.CASCADE, related_name="embedding")
+    candidate = models.OneToOneField(Candidate, primary_key=True, on_delete=models.DO_NOTHING, related_name="embedding")
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     source_hash = models.CharField(max_length=64)
     source_updated_at = models.DateTimeField()

@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -134,7 +135,8 @@ def _values(source: Any, names: Sequence[str]) -> tuple[Any, ...]:
     def get(name: str) -> Any:
         value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
         if isinstance(value, list | tuple):
-            return tuple(value) or ""  # an empty list and a missing value are the same text
+            # Skills: a set (the embedded text lists them sorted); empty = missing.
+            return tuple(sorted(v for v in value if v)) or ""
         return value or ""
 
     return tuple(get(n) for n in names)
@@ -417,8 +419,9 @@ def hybrid_score(score: float, semantic_score: float | None) -> float:
     """The hybrid of a §7 score and a semantic_score (both 0–100); §7 alone without a vector."""
     if semantic_score is None:
         return round(float(score), 1)
-    w_rules, w_semantic = weights()
-    return round((w_rules * float(score) + w_semantic * float(semantic_score)) / (w_rules + w_semantic), 1)
+    w_rules, w_semantic = (Decimal(repr(w)) for w in weights())
+    value = (w_rules * Decimal(str(score)) + w_semantic * Decimal(str(semantic_score))) / (w_rules + w_semantic)
+    return float(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))  # as SQL's round(numeric, 1)
 
 
 def min_cosine() -> float:
@@ -528,6 +531,7 @@ scored AS (
     LEFT JOIN LATERAL (
         SELECT 1 - (e.embedding <=> (SELECT embedding FROM job_embeddings WHERE job_id = %(job_id)s::uuid)) AS cosine
         FROM candidate_embeddings AS e WHERE e.candidate_id = pool.candidate_id
+        OFFSET 0  -- one primary-key probe per pooled profile, never a scan of every vector
     ) AS c0 ON true
     CROSS JOIN LATERAL (SELECT c0.cosine, {semantic} AS semantic_score) AS s
 )
@@ -576,6 +580,7 @@ scored AS (
     LEFT JOIN LATERAL (
         SELECT 1 - (e.embedding <=> (SELECT embedding FROM me)) AS cosine
         FROM job_embeddings AS e WHERE e.job_id = pool.job_id
+        OFFSET 0
     ) AS c0 ON true
     CROSS JOIN LATERAL (SELECT c0.cosine, {semantic} AS semantic_score) AS s
 )

@@ -182,7 +182,7 @@ def _skip_reason(source: str, env: Envelope) -> str | None:
     if (
         reference is not None
         and not matching.profile_changed(reference, record, present=set(record))
-        and not semantic.text_changed(
+        and not semantic.text_changed(  # headline, summary, job title: stored, and embedded
             semantic.KIND_CANDIDATE,
             _normalised_text(reference) if isinstance(reference, dict) else reference,
             _normalised_text(record),

@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
                         (
                             "candidate",
                             models.OneToOneField(
-                                on_delete=django.db.models.deletion.CASCADE,
+                                on_delete=django.db.models.deletion.DO_NOTHING,
                                 primary_key=True,
                                 related_name="embedding",
                                 serialize=False,
@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
                         (
                             "job",
                             models.OneToOneField(
-                                on_delete=django.db.models.deletion.CASCADE,
+                                on_delete=django.db.models.deletion.DO_NOTHING,
                                 primary_key=True,
                                 related_name="embedding",
                                 serialize=False,
