@@ -18,7 +18,7 @@ from matching.semantic_sql import DROP_SQL, SCHEMA_SQL
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0003_candidate_profile_text"),
+        ("accounts", "0004_candidate_profile_text"),
         ("matching", "0008_drop_users_active_id_index"),
     ]
 

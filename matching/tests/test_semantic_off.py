@@ -124,3 +124,16 @@ def test_it_edits_profile_text_in_the_admin(staff_client, alice):
     page = staff_client.get(f"/admin/accounts/candidate/{alice.pk}/change/")
     assert page.status_code == 200
     assert b'name="headline"' in page.content and b'name="summary"' in page.content
+
+
+def test_it_stops_on_a_bad_semantic_setting_with_one_line():
+    from emploiplus.tests.test_configuration import manage_check
+
+    for env in (
+        {"SEMANTIC_MATCHING": "maybe"},
+        {"MATCH_HYBRID_RULES_WEIGHT": "0", "MATCH_HYBRID_SEMANTIC_WEIGHT": "0"},
+    ):
+        result = manage_check(**env)
+        assert result.returncode != 0, env
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "configuration error" in lines[0], result.stderr

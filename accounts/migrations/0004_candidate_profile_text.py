@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0002_sql"),
+        ("accounts", "0003_candidate_rematch_requested_at"),
     ]
 
     operations = [
