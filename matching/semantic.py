@@ -144,7 +144,7 @@ def _values(source: Any, names: Sequence[str]) -> tuple[Any, ...]:
 
 def text_changed(kind: str, before: Any, after: Any, *, present: Iterable[str] | None = None) -> bool:
     """Did a field of the embedded text change? `present` limits it to the fields a partial
-    record carried (webhook). Skills are compared as stored (normalised, ordered)."""
+    record carried (webhook). Skills are compared as sets of stored (normalised) names."""
     names = JOB_TEXT_FIELDS if kind == KIND_JOB else CANDIDATE_TEXT_FIELDS
     if present is not None:
         names = tuple(n for n in names if n in set(present))
@@ -518,7 +518,9 @@ extra AS MATERIALIZED (
         OFFSET 0
     ) AS p
     WHERE 1 - n.distance >= %(min_cosine)s
-      AND NOT EXISTS (SELECT 1 FROM rules AS r WHERE r.candidate_id = n.candidate_id)
+      -- NOT IN, not NOT EXISTS: a hashed subplan (the CTE's row estimate is 1, and an anti
+      -- join planned on it loops over every rule match for every neighbour). Ids are NOT NULL.
+      AND n.candidate_id NOT IN (SELECT r.candidate_id FROM rules AS r)
 ),
 pool AS (
     SELECT r.*, true AS by_rules FROM rules AS r
@@ -567,7 +569,7 @@ extra AS MATERIALIZED (
         OFFSET 0
     ) AS p
     WHERE 1 - n.distance >= %(min_cosine)s
-      AND NOT EXISTS (SELECT 1 FROM rules AS r WHERE r.job_id = n.job_id)
+      AND n.job_id NOT IN (SELECT r.job_id FROM rules AS r)
 ),
 pool AS (
     SELECT r.*, true AS by_rules FROM rules AS r

@@ -53,6 +53,8 @@ BEGIN
             model varchar(64) NOT NULL,
             embedded_at timestamptz NOT NULL
         );
+        -- PLAIN: a 2 KB vector stays in the row (no TOAST lookup per primary-key probe).
+        ALTER TABLE job_embeddings ALTER COLUMN embedding SET STORAGE PLAIN;
         CREATE INDEX IF NOT EXISTS idx_job_embeddings_hnsw
             ON job_embeddings USING hnsw (embedding %1$I.vector_cosine_ops) WITH (m = 16, ef_construction = 64);
 
@@ -65,6 +67,7 @@ BEGIN
             model varchar(64) NOT NULL,
             embedded_at timestamptz NOT NULL
         );
+        ALTER TABLE candidate_embeddings ALTER COLUMN embedding SET STORAGE PLAIN;
         CREATE INDEX IF NOT EXISTS idx_candidate_embeddings_hnsw
             ON candidate_embeddings USING hnsw (embedding %1$I.vector_cosine_ops) WITH (m = 16, ef_construction = 64);
 
