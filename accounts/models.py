@@ -118,8 +118,9 @@ class Candidate(TimestampedModel):
     location = models.CharField(max_length=200, blank=True, default="")
     job_title = models.CharField(max_length=200, blank=True, default="")
     # Free French text of the profile (issue 15): embedded with the skills for semantic matching.
-    headline = models.CharField(max_length=HEADLINE_MAX_LENGTH, blank=True, default="")
-    summary = models.CharField(max_length=SUMMARY_MAX_LENGTH, blank=True, default="")
+    # db_default: rows inserted by other writers (Supabase, raw SQL) get "" too.
+    headline = models.CharField(max_length=HEADLINE_MAX_LENGTH, blank=True, default="", db_default="")
+    summary = models.CharField(max_length=SUMMARY_MAX_LENGTH, blank=True, default="", db_default="")
     target_salary_min = models.PositiveIntegerField(null=True, blank=True)
     target_salary_max = models.PositiveIntegerField(null=True, blank=True)
     notifications_enabled = models.BooleanField(default=True)

@@ -239,7 +239,7 @@ def test_it_notifies_hybrid_matches_only_when_the_setting_is_on(settings, people
     settings.MATCH_HYBRID_MIN_SCORE = 20
     result = services.job_match_and_notify(job_id=other.pk)  # embeds the job itself in the worker
     assert result["notified"] == 2
-    notified = Notification.objects.filter(data__job_id=str(other.pk))
+    notified = Notification.objects.filter(data__jobId=str(other.pk))
     assert {n.user_id for n in notified.exclude(user_id=bob.pk)} == {alice.pk}
     row = CandidateJobMatch.objects.get(job=other, candidate_id=alice.pk)
     assert row.notified_at is not None and row.match_score < 60
