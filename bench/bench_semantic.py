@@ -17,7 +17,7 @@ and the evaluation set — every compared variant in the same run.
      offers of the set as queries, at ef_search 40 (pgvector's default) and 200 (ours);
    - `top 20 latency`: a job's 20 nearest profiles, index (ef_search 200) vs exact scan;
    - `hybrid api`: GET /api/jobs/{id}/matches/?rank=hybrid (and the rules list, same job)
-     through a real daphne with a company token, sequential requests.
+     through a real ASGI server (`make run`'s default) with a company token, sequential requests.
 
 Without pgvector on the bench server (CI's Debian PostgreSQL) the module runs itself in a
 child process against an embedded PostgreSQL with pgvector (data in .data/bench-pgvector,
@@ -353,12 +353,12 @@ def bench_index(n: int, queries: dict[str, str]) -> list[Result]:
 
 
 def bench_api(n: int) -> list[Result]:
-    """GET /api/jobs/{id}/matches/?rank=hybrid vs the rules list, through a real daphne."""
+    """GET /api/jobs/{id}/matches/?rank=hybrid vs the rules list, through a real ASGI server (`make run`'s default)."""
     import http.client
 
     from accounts.models import Company, Role, User
     from accounts.testing import auth_header
-    from emploiplus.testing import daphne_server
+    from emploiplus.testing import asgi_server
     from matching import semantic
     from matching.eval.build import SOURCE
     from matching.models import Job
@@ -382,7 +382,7 @@ def bench_api(n: int) -> list[Result]:
     semantic.embed(kind=semantic.KIND_JOB, ids=[job.pk])
     headers = auth_header(recruiter)
     results = []
-    with daphne_server(RATE_LIMIT_PER_MINUTE="1000000", EMPLOIPLUS_QUIET_SUBPROCESSES="1") as (address, _proc):
+    with asgi_server(RATE_LIMIT_PER_MINUTE="1000000", EMPLOIPLUS_QUIET_SUBPROCESSES="1") as (address, _proc):
         host, port = address.split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
         times: dict[str, list[float]] = {"hybrid": [], "rules": []}
