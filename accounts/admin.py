@@ -27,6 +27,8 @@ class CandidateAdminForm(forms.ModelForm):
             "experience_level",
             "location",
             "job_title",
+            "headline",
+            "summary",
             "target_salary_min",
             "target_salary_max",
             "notifications_enabled",
@@ -45,7 +47,16 @@ class CandidateInline(admin.StackedInline):
     form = CandidateAdminForm
     can_delete = False
     extra = 0
-    fields = ("skills", "experience_level", "location", "job_title", "notifications_enabled", "is_active")
+    fields = (
+        "skills",
+        "experience_level",
+        "location",
+        "job_title",
+        "headline",
+        "summary",
+        "notifications_enabled",
+        "is_active",
+    )
 
 
 @admin.register(User)
@@ -70,6 +81,13 @@ class UserAdmin(DjangoUserAdmin):
     )
     filter_horizontal = ("groups", "user_permissions")
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Candidate:
+            return super().save_formset(request, form, formset, change)
+        for candidate in formset.save(commit=False):
+            _save_candidate_and_queue_embedding(candidate, candidate.save)
+        formset.save_m2m()
+
     def get_inline_instances(self, request, obj=None):
         # Only candidates have a profile row to edit.
         if obj is None or not hasattr(obj, "candidate"):
@@ -92,7 +110,22 @@ class CandidateAdmin(admin.ModelAdmin):
     list_display = ("user", "experience_level", "location", "notifications_enabled", "is_active", "deleted_at")
     list_filter = ("experience_level", "notifications_enabled", "is_active", ("deleted_at", admin.EmptyFieldListFilter))
     list_select_related = ("user",)
-    search_fields = ("user__email", "user__full_name", "location", "job_title", "=user__id")
+    search_fields = ("user__email", "user__full_name", "location", "job_title", "headline", "=user__id")
     readonly_fields = ("created_at", "updated_at")
     raw_id_fields = ("user",)
     fields = (*CandidateAdminForm.Meta.fields, "created_at", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        _save_candidate_and_queue_embedding(
+            obj, lambda: super(CandidateAdmin, self).save_model(request, obj, form, change)
+        )
+
+
+def _save_candidate_and_queue_embedding(candidate: Candidate, save) -> None:
+    """Admin edits of a profile's text or skills re-embed it, like the API (issue 15)."""
+    from matching import semantic
+
+    stored = Candidate.objects.filter(pk=candidate.pk).first()
+    before = semantic.snapshot(semantic.KIND_CANDIDATE, stored) if stored else None
+    save()
+    semantic.candidate_text_changed(before=before, candidate=candidate)

@@ -35,6 +35,10 @@ class ExperienceLevel(models.TextChoices):
     LEAD = "lead", "Lead"
 
 
+# Length limits of a candidate's free-text profile (admin, API and webhook records).
+HEADLINE_MAX_LENGTH = 200
+SUMMARY_MAX_LENGTH = 2000
+
 LEVEL_RANK = {level.value: rank for rank, level in enumerate(ExperienceLevel, start=1)}
 
 
@@ -113,6 +117,10 @@ class Candidate(TimestampedModel):
     experience_level = models.CharField(max_length=16, choices=ExperienceLevel.choices, null=True, blank=True)
     location = models.CharField(max_length=200, blank=True, default="")
     job_title = models.CharField(max_length=200, blank=True, default="")
+    # Free French text of the profile (issue 15): embedded with the skills for semantic matching.
+    # db_default: rows inserted by other writers (Supabase, raw SQL) get "" too.
+    headline = models.CharField(max_length=HEADLINE_MAX_LENGTH, blank=True, default="", db_default="")
+    summary = models.CharField(max_length=SUMMARY_MAX_LENGTH, blank=True, default="", db_default="")
     target_salary_min = models.PositiveIntegerField(null=True, blank=True)
     target_salary_max = models.PositiveIntegerField(null=True, blank=True)
     notifications_enabled = models.BooleanField(default=True)

@@ -5,7 +5,7 @@ The cron scheduler only enqueues; the `rqworker` processes run the jobs.
 
 from rq import cron
 
-from matching.jobs import refresh_materialized_views, sweep_pending_jobs
+from matching.jobs import refresh_materialized_views, sweep_embeddings, sweep_pending_jobs
 from notifications.jobs import notifications_sweep
 from webhooks.jobs import sweep_events
 
@@ -17,3 +17,5 @@ cron.register(sweep_pending_jobs, queue_name="notifications", interval=60)
 cron.register(notifications_sweep, queue_name="notifications", interval=60)
 # Stored webhook events whose processing job was lost (Redis down or emptied, dead worker).
 cron.register(sweep_events, queue_name="notifications", interval=60)
+# Embeddings (issue 15) whose job was lost or whose row was written behind the services' back.
+cron.register(sweep_embeddings, queue_name="notifications", interval=300)

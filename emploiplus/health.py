@@ -60,6 +60,15 @@ def missing_configuration() -> list[str]:
     return missing
 
 
+def _semantic_status() -> dict:
+    from matching import semantic
+
+    try:
+        return semantic.status().as_dict()
+    except Exception as exc:
+        return {"enabled": False, "reason": f"status unknown: {type(exc).__name__}"}
+
+
 @require_GET
 def readyz(request):
     checks = {"database": _check_database(), "redis": _check_redis()}
@@ -69,5 +78,7 @@ def readyz(request):
         "status": "ok" if not failed else "unavailable",
         "checks": {name: (problem or "ok") for name, problem in checks.items()},
         "missing_configuration": missing_configuration(),
+        # Optional feature (issue 15): never fails readiness, says why it is off.
+        "semantic_matching": _semantic_status() if checks["database"] is None else {"enabled": False},
     }
     return JsonResponse(body, status=503 if failed else 200)

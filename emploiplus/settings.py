@@ -258,6 +258,30 @@ NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=6)
 # Deliveries still pending after this long with no live job are queued again by the sweep.
 NOTIFICATIONS_STALE_SECONDS = env.int("NOTIFICATIONS_STALE_SECONDS", default=600)
 
+# Semantic matching (issue 15, docs/matching.md): French embeddings in pgvector. `auto` uses
+# it when the database has the pgvector extension, `off` disables it everywhere.
+SEMANTIC_MATCHING = env.str("SEMANTIC_MATCHING", default="auto").strip().lower()
+if SEMANTIC_MATCHING not in ("auto", "off"):
+    raise ImproperlyConfigured(f"SEMANTIC_MATCHING must be 'auto' or 'off', got {SEMANTIC_MATCHING!r}.")
+# hybrid = rules weight × CONTRACT §7 score + semantic weight × semantic_score (both 0–100).
+MATCH_HYBRID_RULES_WEIGHT = env.float("MATCH_HYBRID_RULES_WEIGHT", default=0.5)
+MATCH_HYBRID_SEMANTIC_WEIGHT = env.float("MATCH_HYBRID_SEMANTIC_WEIGHT", default=0.5)
+if (
+    MATCH_HYBRID_RULES_WEIGHT < 0
+    or MATCH_HYBRID_SEMANTIC_WEIGHT < 0
+    or (MATCH_HYBRID_RULES_WEIGHT + MATCH_HYBRID_SEMANTIC_WEIGHT <= 0)
+):
+    raise ImproperlyConfigured("MATCH_HYBRID_RULES_WEIGHT and MATCH_HYBRID_SEMANTIC_WEIGHT must be ≥ 0, not both 0.")
+# Off: notifications use MATCH_MIN_SCORE on the §7 score only. On: candidates whose hybrid
+# score reaches MATCH_HYBRID_MIN_SCORE are notified too.
+MATCH_HYBRID_NOTIFY = env.bool("MATCH_HYBRID_NOTIFY", default=False)
+MATCH_HYBRID_MIN_SCORE = env.float("MATCH_HYBRID_MIN_SCORE", default=60.0)
+# A profile the skill rules miss enters a hybrid list when its semantic_score reaches this.
+SEMANTIC_MIN_SCORE = env.float("SEMANTIC_MIN_SCORE", default=25.0)
+# Nearest neighbours read from the HNSW index per ranking, and the index's search breadth.
+SEMANTIC_NEIGHBOURS = env.int("SEMANTIC_NEIGHBOURS", default=200)
+SEMANTIC_EF_SEARCH = env.int("SEMANTIC_EF_SEARCH", default=200)
+
 # Largest request body the API and webhooks accept (CONTRACT §8: over 1 MiB → 413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 

@@ -1,8 +1,17 @@
 from django.contrib import admin, messages
 
 from emploiplus.admin import ReadOnlyAdmin
-from matching import services
-from matching.models import CandidateJobMatch, CandidateMatchProfile, Job, Skill, SkillAlias
+from matching import semantic, services
+from matching.models import (
+    CandidateEmbedding,
+    CandidateJobMatch,
+    CandidateMatchProfile,
+    Job,
+    JobEmbedding,
+    Skill,
+    SkillAlias,
+    SkillEmbedding,
+)
 from matching.skills import skills_normalize
 
 
@@ -27,8 +36,11 @@ class JobAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # Same rules as the API: skills stored normalised; activating a job runs the pipeline.
         previous = Job.objects.filter(pk=obj.pk).values_list("status", flat=True).first() if change else None
+        stored = Job.objects.filter(pk=obj.pk).first() if change else None
+        before = semantic.snapshot(semantic.KIND_JOB, stored) if stored else None
         obj.required_skills = skills_normalize(obj.required_skills or [])
         super().save_model(request, obj, form, change)
+        semantic.job_text_changed(before=before, job=obj)
         if obj.status == "active" and obj.deleted_at is None and previous != "active":
             services.job_queue_matching(job=obj)
 
@@ -84,3 +96,42 @@ class CandidateMatchProfileAdmin(ReadOnlyAdmin):
     list_filter = ("experience_level", "notifications_enabled")
     search_fields = ("candidate__user__email",)
     raw_id_fields = ("candidate",)
+
+
+class SemanticTableAdmin(ReadOnlyAdmin):
+    """The embedding tables (issue 15): read-only, vectors not loaded; empty with a notice on
+    a server without pgvector, where the tables do not exist."""
+
+    def get_queryset(self, request):
+        if not semantic.enabled():
+            return self.model.objects.none()
+        return super().get_queryset(request).defer("embedding")
+
+    def changelist_view(self, request, extra_context=None):
+        state = semantic.status()
+        if not state.enabled:
+            self.message_user(request, f"Correspondance sémantique désactivée : {state.reason}", messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(JobEmbedding)
+class JobEmbeddingAdmin(SemanticTableAdmin):
+    list_display = ("job", "model", "embedded_at", "source_updated_at")
+    search_fields = ("job__title",)
+    raw_id_fields = ("job",)
+    exclude = ("embedding",)
+
+
+@admin.register(CandidateEmbedding)
+class CandidateEmbeddingAdmin(SemanticTableAdmin):
+    list_display = ("candidate", "model", "embedded_at", "source_updated_at")
+    search_fields = ("candidate__user__email",)
+    raw_id_fields = ("candidate",)
+    exclude = ("embedding",)
+
+
+@admin.register(SkillEmbedding)
+class SkillEmbeddingAdmin(SemanticTableAdmin):
+    list_display = ("name", "model")
+    search_fields = ("name",)
+    exclude = ("embedding",)

@@ -10,13 +10,13 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Candidate, Company, ExperienceLevel, Role
+from accounts.models import HEADLINE_MAX_LENGTH, SUMMARY_MAX_LENGTH, Candidate, Company, ExperienceLevel, Role
 from accounts.permissions import IsCandidate
 from emploiplus import pagination
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
 from emploiplus.pagination import parse_limit
 from emploiplus.schema import page_of
-from matching import selectors, services
+from matching import selectors, semantic, semantic_apis, services
 from matching.models import JobStatus, JobType
 
 MAX_LIMIT = 100
@@ -157,11 +157,16 @@ class MatchOutputSerializer(serializers.Serializer):
 class JobMatchesApi(APIView):
     """Ranked candidates for a job (owning company, admins), computed live in SQL."""
 
-    @extend_schema(responses=page_of("JobMatchPage", MatchOutputSerializer(many=True)))
+    @extend_schema(
+        responses=page_of("JobMatchPage", MatchOutputSerializer(many=True)), parameters=[semantic_apis.RANK_PARAMETER]
+    )
     def get(self, request, job_id):
         job = selectors.job_get_for_user(job_id=job_id, user=request.user)
         if not selectors.job_can_edit(job=job, user=request.user):
             raise Forbidden("Réservé à l'entreprise qui publie l'offre.")
+        rank = semantic_apis.parse_rank(request)
+        if rank == semantic_apis.RANK_HYBRID and semantic.enabled():
+            return semantic_apis.job_hybrid_page(request, job=job, limit=_limit(request, 50))
         # The page is cut in SQL (LIMIT/OFFSET on the ranked query): at 1M candidates a job
         # can have tens of thousands of matches, none of which should travel for nothing.
         list_name, bound = "job-matches", str(job.pk)
@@ -186,7 +191,7 @@ class JobMatchesApi(APIView):
                     **MatchOutputSerializer(m.breakdown()).data,
                 }
             )
-        return Response({"results": results, "next_cursor": next_cursor})
+        return semantic_apis.mark_rules(Response({"results": results, "next_cursor": next_cursor}), asked=rank)
 
 
 class MyCandidateProfileApi(APIView):
@@ -200,6 +205,12 @@ class MyCandidateProfileApi(APIView):
         experience_level = serializers.ChoiceField(choices=ExperienceLevel.choices, required=False, allow_null=True)
         location = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=200)
         job_title = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=200)
+        headline = serializers.CharField(
+            required=False, allow_blank=True, allow_null=True, max_length=HEADLINE_MAX_LENGTH, trim_whitespace=False
+        )
+        summary = serializers.CharField(
+            required=False, allow_blank=True, allow_null=True, max_length=SUMMARY_MAX_LENGTH, trim_whitespace=False
+        )
         target_salary_min = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10_000_000)
         target_salary_max = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10_000_000)
         notifications_enabled = serializers.BooleanField(required=False)
@@ -211,6 +222,8 @@ class MyCandidateProfileApi(APIView):
         experience_level = serializers.CharField(allow_null=True)
         location = serializers.CharField()
         job_title = serializers.CharField()
+        headline = serializers.CharField()
+        summary = serializers.CharField()
         target_salary_min = serializers.IntegerField(allow_null=True)
         target_salary_max = serializers.IntegerField(allow_null=True)
         notifications_enabled = serializers.BooleanField()
@@ -241,11 +254,18 @@ class MyMatchesApi(APIView):
 
     permission_classes = [IsCandidate]
 
-    @extend_schema(responses=page_of("MyMatchPage", MatchOutputSerializer(many=True)))
+    @extend_schema(
+        responses=page_of("MyMatchPage", MatchOutputSerializer(many=True)), parameters=[semantic_apis.RANK_PARAMETER]
+    )
     def get(self, request):
         candidate = Candidate.objects.filter(pk=request.user.pk).first()
         if candidate is None:
             raise NotFound("Profil candidat introuvable.")
+        rank = semantic_apis.parse_rank(request)
+        if rank == semantic_apis.RANK_HYBRID and semantic.enabled():
+            return semantic_apis.candidate_hybrid_page(
+                request, candidate=candidate, limit=_limit(request), job_serializer=JobOutputSerializer
+            )
         limit = _limit(request)
         list_name, bound = "my-matches", str(candidate.pk)
         offset = pagination.offset_from_cursor(list_name, request.query_params.get("cursor"), bound=bound)
@@ -259,4 +279,4 @@ class MyMatchesApi(APIView):
         results = [
             {"job": JobOutputSerializer(jobs[m.job_id]).data, **MatchOutputSerializer(m.breakdown()).data} for m in page
         ]
-        return Response({"results": results, "next_cursor": next_cursor})
+        return semantic_apis.mark_rules(Response({"results": results, "next_cursor": next_cursor}), asked=rank)

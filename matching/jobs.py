@@ -28,3 +28,17 @@ def sweep_pending_jobs() -> dict[str, list[str]]:
     """Scheduled (emploiplus/cron.py): active jobs whose pipeline never ran, candidates whose
     re-match never ran."""
     return {"jobs": services.job_sweep_pending(), "candidates": services.candidate_sweep_rematch()}
+
+
+def embed(kind: str, ids: list[str]) -> dict[str, Any]:
+    """Bring the embeddings of these jobs / profiles up to date (queued by their write paths)."""
+    from matching import semantic
+
+    return semantic.embed(kind=kind, ids=ids).as_dict()
+
+
+def sweep_embeddings() -> dict[str, Any]:
+    """Scheduled (emploiplus/cron.py): embeddings whose job was lost, or written behind our back."""
+    from matching import semantic
+
+    return semantic.embed_sweep()

@@ -10,6 +10,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
+from pgvector.django import HnswIndex, VectorField
 
 from accounts.models import Candidate, Company, ExperienceLevel
 from emploiplus.models import TimestampedModel
@@ -107,6 +108,9 @@ class CandidateJobMatch(TimestampedModel):
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="matches")
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="matches")
     match_score = models.DecimalField(max_digits=4, decimal_places=1)
+    # Issue 15: set on rows the hybrid notification threshold added (MATCH_HYBRID_NOTIFY).
+    semantic_score = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    hybrid_score = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
     skill_score = models.DecimalField(max_digits=4, decimal_places=1, default=0)
     experience_score = models.DecimalField(max_digits=4, decimal_places=1, default=0)
     salary_score = models.DecimalField(max_digits=4, decimal_places=1, default=0)
@@ -196,3 +200,83 @@ class CandidateMatchProfile(models.Model):
 
     def __str__(self) -> str:
         return str(self.candidate_id)
+
+
+# --- semantic matching (issue 15) -------------------------------------------------------
+# These tables exist only on a server with the pgvector extension (matching migration 0009
+# creates them conditionally; `matching.semantic.status()` says whether they are there).
+# Written by the worker (matching.semantic), read by the hybrid ranking. See docs/matching.md.
+
+EMBEDDING_DIMENSIONS = 512
+
+
+class JobEmbedding(models.Model):
+    """A job's embedding (title + description + skills), cosine-indexed with HNSW."""
+
+    # DO_NOTHING: the table may not exist (no pgvector); its own FK cascades in the database.
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.DO_NOTHING, related_name="embedding")
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    # sha256 of (model, embedded text): the worker re-embeds only when it changes.
+    source_hash = models.CharField(max_length=64)
+    # jobs.updated_at when last checked: newer rows are looked at again by the sweep.
+    source_updated_at = models.DateTimeField()
+    model = models.CharField(max_length=64)
+    embedded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "job_embeddings"
+        verbose_name = "embedding d'offre"
+        indexes = [
+            HnswIndex(
+                name="idx_job_embeddings_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} ({self.model})"
+
+
+class CandidateEmbedding(models.Model):
+    """A profile's embedding (headline + job title + summary + skills), cosine-indexed with HNSW."""
+
+    candidate = models.OneToOneField(Candidate, primary_key=True, on_delete=models.DO_NOTHING, related_name="embedding")
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    source_hash = models.CharField(max_length=64)
+    source_updated_at = models.DateTimeField()
+    model = models.CharField(max_length=64)
+    embedded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "candidate_embeddings"
+        verbose_name = "embedding de profil"
+        indexes = [
+            HnswIndex(
+                name="idx_candidate_embeddings_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.candidate_id} ({self.model})"
+
+
+class SkillEmbedding(models.Model):
+    """One vector per normalised skill name: explains which skills drove a semantic match."""
+
+    name = models.TextField(primary_key=True)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    model = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "skill_embeddings"
+        verbose_name = "embedding de compétence"
+
+    def __str__(self) -> str:
+        return self.name

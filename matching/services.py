@@ -30,10 +30,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import LEVEL_RANK, Candidate, Company, Role, User
+from accounts.models import HEADLINE_MAX_LENGTH, LEVEL_RANK, SUMMARY_MAX_LENGTH, Candidate, Company, Role, User
 from emploiplus import effects
 from emploiplus.errors import ApplicationError, Forbidden
-from matching import selectors
+from matching import selectors, semantic
 from matching.models import Job, JobStatus, JobType, NotificationStatus
 from matching.skills import fold, skills_normalize
 from notifications.services import notification_queue
@@ -55,7 +55,7 @@ JOB_WRITABLE_FIELDS = (
     "salary_max",
     "status",
 )
-CANDIDATE_WRITABLE_FIELDS = (*MATCHING_PROFILE_FIELDS, "job_title", "notifications_enabled")
+CANDIDATE_WRITABLE_FIELDS = (*MATCHING_PROFILE_FIELDS, "job_title", "headline", "summary", "notifications_enabled")
 
 NOTIFICATION_TYPE_JOB = "job_match"
 NOTIFICATION_TYPE_DIGEST = "job_matches_digest"
@@ -159,6 +159,8 @@ def job_match_and_notify(*, job_id: UUID | str) -> dict[str, Any]:
             (matched,) = cursor.fetchone()
             cursor.execute(_CLAIM_JOB_MATCHES, params)
             claimed = cursor.fetchall()
+        # MATCH_HYBRID_NOTIFY: profiles the skill rules missed, claimed the same way (issue 15).
+        claimed += semantic.job_claim_hybrid(job=job)
         by_score: dict[Decimal, list[str]] = defaultdict(list)
         for candidate_id, score in claimed:
             by_score[score].append(str(candidate_id))
@@ -313,6 +315,7 @@ def job_create(*, user: User, company: Company | None = None, **fields: Any) -> 
     job = Job(company=company, created_by=user, **_clean_job_fields(fields))
     job.full_clean(exclude=["search_vector", "created_by", "company"])
     job.save()
+    semantic.job_text_changed(before=None, job=job)
     if job.status == JobStatus.ACTIVE:
         job_queue_matching(job=job)
     return job
@@ -325,10 +328,12 @@ def job_update(*, job: Job, user: User, **fields: Any) -> Job:
     if not selectors.job_can_edit(job=job, user=user):
         raise Forbidden("Seule l'entreprise qui publie l'offre peut la modifier.")
     previous_status = job.status
+    before = semantic.snapshot(semantic.KIND_JOB, job)
     for name, value in _clean_job_fields(fields).items():
         setattr(job, name, value)
     job.full_clean(exclude=["search_vector", "created_by", "company"])
     job.save()
+    semantic.job_text_changed(before=before, job=job)
     if _becomes_active(job, previous_status):
         job_queue_matching(job=job)
     return job
@@ -360,6 +365,7 @@ def job_upsert_from_record(*, record: dict[str, Any]) -> tuple[Job, str | None]:
         raise ApplicationError("unknown_company", f"Entreprise inconnue : {company_id}.")
     job = Job.objects.select_for_update().filter(pk=record["id"]).first()
     previous_status = job.status if job else None
+    before = semantic.snapshot(semantic.KIND_JOB, job) if job else None
     if job is None:
         job = Job(id=record["id"])
     elif str(job.company_id) != str(company_id):
@@ -381,6 +387,7 @@ def job_upsert_from_record(*, record: dict[str, Any]) -> tuple[Job, str | None]:
     except Exception as exc:  # django ValidationError: report as a domain error
         raise ApplicationError("invalid_record", f"Enregistrement invalide : {exc}") from exc
     job.save()
+    semantic.job_text_changed(before=before, job=job)
     return job, previous_status
 
 
@@ -492,6 +499,26 @@ def profile_changed(before: Any, after: Any, *, present: set[str] | None = None)
     return any(a[f] != b[f] for f in fields)
 
 
+PROFILE_TEXT_LIMITS = {"job_title": 200, "headline": HEADLINE_MAX_LENGTH, "summary": SUMMARY_MAX_LENGTH}
+
+
+def _profile_text(name: str, value: Any) -> str:
+    """A free-text profile field: None → "", whitespace trimmed, length-limited (else 400)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ApplicationError("invalid", f"{name} invalide.", extra={"errors": {name: ["Texte attendu."]}})
+    value = value.strip()
+    limit = PROFILE_TEXT_LIMITS[name]
+    if len(value) > limit:
+        raise ApplicationError(
+            "invalid",
+            f"{name} dépasse {limit} caractères.",
+            extra={"errors": {name: [f"Au plus {limit} caractères ({len(value)} reçus)."]}},
+        )
+    return value
+
+
 @transaction.atomic
 def candidate_update_profile(
     *, candidate: Candidate, queue_rematch: bool = True, **fields: Any
@@ -503,6 +530,7 @@ def candidate_update_profile(
     """
     candidate = Candidate.objects.select_for_update().get(pk=candidate.pk)
     before = candidate_profile_values(candidate)
+    text_before = semantic.snapshot(semantic.KIND_CANDIDATE, candidate)
     was_enabled = candidate.notifications_enabled
     updates = {k: v for k, v in fields.items() if k in CANDIDATE_WRITABLE_FIELDS}
     if "skills" in updates:
@@ -511,8 +539,9 @@ def candidate_update_profile(
         updates["experience_level"] = normalize_level(updates["experience_level"])
     if "location" in updates and updates["location"] is None:
         updates["location"] = ""
-    if "job_title" in updates and updates["job_title"] is None:
-        updates["job_title"] = ""
+    for name in ("job_title", "headline", "summary"):
+        if name in updates:
+            updates[name] = _profile_text(name, updates[name])
     for name in ("target_salary_min", "target_salary_max"):
         if name in updates and updates[name] not in (None, ""):
             value = _int_or_none(updates[name])
@@ -538,6 +567,7 @@ def candidate_update_profile(
     if rematch:
         candidate.rematch_requested_at = timezone.now()
     candidate.save()
+    semantic.candidate_text_changed(before=text_before, candidate=candidate)
     if rematch:
         # A lost enqueue leaves rematch_requested_at set: candidate_sweep_rematch runs it later.
         effects.enqueue(

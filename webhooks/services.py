@@ -34,6 +34,7 @@ from django.utils import timezone
 from accounts.models import Candidate
 from emploiplus import effects
 from emploiplus.errors import ApplicationError
+from matching import semantic
 from matching import services as matching
 from webhooks.models import WebhookEvent, WebhookStatus
 
@@ -178,9 +179,31 @@ def _skip_reason(source: str, env: Envelope) -> str | None:
     reference: Any = env.old_record
     if not reference:
         reference = Candidate.objects.filter(pk=record["id"]).first()
-    if reference is not None and not matching.profile_changed(reference, record, present=set(record)):
+    if (
+        reference is not None
+        and not matching.profile_changed(reference, record, present=set(record))
+        and not semantic.text_changed(  # headline, summary, job title: stored, and embedded
+            semantic.KIND_CANDIDATE,
+            _normalised_text(reference) if isinstance(reference, dict) else reference,
+            _normalised_text(record),
+            present=set(record),
+        )
+    ):
         return "no_relevant_change"
     return None
+
+
+def _normalised_text(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's embedded fields as they would be stored (skills normalised, text trimmed)."""
+    from matching.skills import skills_normalize
+
+    values = dict(record)
+    if isinstance(values.get("skills"), list):
+        values["skills"] = skills_normalize(values["skills"])
+    for name in ("headline", "job_title", "summary"):
+        if isinstance(values.get(name), str):
+            values[name] = values[name].strip()
+    return values
 
 
 def delivery_key(env: Envelope, webhook_id: str | None) -> str:
