@@ -18,11 +18,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
+from emploiplus import sentry  # noqa: E402
 from emploiplus.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": sentry.wrap_websocket(WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
