@@ -37,6 +37,13 @@ job_id_var: ContextVar[str | None] = ContextVar("emploiplus_job_id", default=Non
 routine_var: ContextVar[bool] = ContextVar("emploiplus_routine_job", default=False)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# A token in a URL (`/ws/messages/?token=…`, which servers log as they accept the socket).
+_SECRET_IN_URL = re.compile(r"(?i)([?&](?:token|access_token|apikey|api_key|secret)=)[^&#\s\"']+")
+
+
+def redact(text: str) -> str:
+    """`text` with the values of token-like URL parameters replaced by [Filtered]."""
+    return _SECRET_IN_URL.sub(lambda m: m.group(1) + "[Filtered]", text)
 
 
 def new_request_id() -> str:
@@ -49,6 +56,14 @@ def request_id_from(header: str | None) -> str:
     if header and _REQUEST_ID.match(header):
         return header
     return new_request_id()
+
+
+def job_meta() -> dict[str, str] | None:
+    """The meta of a job created now: the current request's id, if any (emploiplus.effects
+    takes it when a job is registered, in the request's thread; emploiplus.workers.Queue
+    stamps jobs created any other way)."""
+    request_id = request_id_var.get()
+    return {"request_id": request_id} if request_id else None
 
 
 def bind_user(user_id: Any) -> None:
@@ -92,12 +107,18 @@ def log_access(method: str, path: str, status: int, seconds: float) -> None:
 
 
 class ContextFilter(logging.Filter):
-    """Adds request_id / user_id / job_id to every record (None when unknown)."""
+    """Adds request_id / user_id / job_id to every record (None when unknown), and removes
+    tokens from URLs in the message (the servers log WebSocket paths with `?token=`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in context().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
+        message = record.getMessage()
+        if "=" in message:
+            clean = redact(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
         return True
 
 

@@ -44,6 +44,19 @@ def scrub_query(value: str) -> str:
     return _TOKEN_IN_QUERY.sub(lambda m: m.group(1) + FILTERED, value)
 
 
+def before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """Log lines become breadcrumbs before any handler runs: the servers' "WebSocket
+    /ws/…/?token=…" lines must lose their token here too."""
+    from emploiplus.logs import redact
+
+    if isinstance(crumb.get("message"), str):
+        crumb["message"] = redact(crumb["message"])
+    data = crumb.get("data")
+    if isinstance(data, dict) and isinstance(data.get("url"), str):
+        data["url"] = scrub_query(data["url"])
+    return crumb
+
+
 def _scrub_request(request: dict[str, Any]) -> None:
     if isinstance(request.get("query_string"), str):
         request["query_string"] = scrub_query(request["query_string"])
@@ -95,6 +108,7 @@ def init(
         traces_sample_rate=traces_sample_rate,
         integrations=[DjangoIntegration(), RqIntegration()],
         before_send=before_send,
+        before_breadcrumb=before_breadcrumb,
         before_send_transaction=before_send,
     )
     sentry_sdk.set_tag("process_type", process_type or "other")

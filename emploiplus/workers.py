@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 
 def stamp_meta(meta: dict[str, Any] | None) -> dict[str, Any] | None:
     """`meta` with the current request id (unless it has one), for a job being created."""
-    request_id = logs.request_id_var.get()
-    if not request_id or (meta and "request_id" in meta):
+    stamp = logs.job_meta()
+    if not stamp or (meta and "request_id" in meta):
         return meta
-    return {**(meta or {}), "request_id": request_id}
+    return {**(meta or {}), **stamp}
 
 
 def _is_routine(job: Any) -> bool:

@@ -30,6 +30,20 @@ def test_it_formats_one_json_object_per_line_with_the_context():
     assert data["time"].endswith("+00:00")
 
 
+def test_it_removes_tokens_from_logged_urls():
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("1.2.3.4:5", "/ws/x/?token=ab.c&y=1"),
+        None,
+    )
+    logs.ContextFilter().filter(record)
+    assert record.getMessage() == '1.2.3.4:5 - "WebSocket /ws/x/?token=[Filtered]&y=1" [accepted]'
+
+
 def test_it_accepts_only_plain_request_ids_from_callers():
     assert logs.request_id_from("abc-123_DEF.456") == "abc-123_DEF.456"
     for bad in (None, "", "short", "x" * 200, "evil\nline", "a b c d e f g h"):
