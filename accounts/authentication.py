@@ -31,6 +31,7 @@ from accounts.models import User
 from accounts.services import app_role_from_claims, user_get_or_create_from_claims
 from accounts.throttling import check_request, client_ip
 from accounts.tokens import Claims, TokenError, verify_token
+from emploiplus import logs
 
 DEFAULT_USER_CACHE_SECONDS = 5
 
@@ -117,6 +118,7 @@ class SupabaseJWTAuthentication(authentication.BaseAuthentication):
             request._request._emploiplus_auth_error = exc.code
             self._count_anonymous(request)
             raise TokenAuthFailed(exc.code, exc.message) from exc
+        logs.bind_user(user.pk)
         return user, claims
 
     @staticmethod

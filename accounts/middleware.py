@@ -23,6 +23,7 @@ from django.conf import settings
 from accounts import jwks
 from accounts.services import user_get_or_create_from_claims
 from accounts.tokens import ASYMMETRIC_ALGORITHMS, TokenError, verify_token
+from emploiplus import logs
 
 
 def _headers(scope) -> dict[str, str]:
@@ -102,6 +103,7 @@ class WebSocketAuthMiddleware:
             try:
                 scope["user"], scope["claims"] = await authenticate_token(token)
                 scope["auth_error"] = None
+                logs.bind_user(scope["user"].pk)
             except TokenError as exc:
                 scope["auth_error"] = exc.code
         return await self.inner(scope, receive, send)

@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -6,3 +8,8 @@ class EmploiplusConfig(AppConfig):
 
     name = "emploiplus"
     verbose_name = "Emploi+"
+
+    def ready(self) -> None:
+        # Python warnings go through logging too (logger py.warnings), so that with
+        # LOG_FORMAT=json every line a process writes is a JSON object.
+        logging.captureWarnings(True)

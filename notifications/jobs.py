@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from rq import Retry, get_current_job
 
+from emploiplus import metrics
 from notifications import services
 
 
@@ -35,6 +36,7 @@ def deliveries_send(batch_key: str) -> Any:
     Retry-After (exponential backoff otherwise); permanent ones raise so the job lands
     in the failed registry, without the crash retries it was enqueued with."""
     outcome = services.delivery_batch_send(batch_key=batch_key)
+    metrics.delivery_batch(batch_key, outcome)
     if outcome.retry_in is not None:
         return Retry(max=settings.NOTIFICATIONS_MAX_ATTEMPTS + 3, interval=outcome.retry_in)
     if outcome.permanent_error:

@@ -24,6 +24,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from emploiplus import metrics
 from emploiplus.errors import ApplicationError
 from webhooks import services
 from webhooks.signing import WebhookAuthError, read_request_body, verify_webhook
@@ -92,8 +93,10 @@ class _WebhookApi(APIView):
         try:
             body = read_request_body(request)
         except WebhookAuthError as exc:
+            metrics.webhook_delivery(self.route, exc.status_code, exc.body)
             return Response(exc.body, status=exc.status_code)
         status, payload = webhook_response(self.route, request.headers, body)
+        metrics.webhook_delivery(self.route, status, payload)
         return Response(payload, status=status)
 
 

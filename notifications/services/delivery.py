@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Value
 from django.utils import timezone
 
+from emploiplus import metrics
 from notifications.models import DeliveryStatus, Notification, NotificationDelivery
 from notifications.senders import email as email_sender
 from notifications.senders import onesignal
@@ -109,6 +110,7 @@ def delivery_batch_send(*, batch_key: str) -> DeliveryOutcome:
         idempotency_key=idempotency_key(batch_key),
     )
     result = onesignal.send(payload)
+    metrics.provider_result(channel, result.kind)
     if result.kind == onesignal.OK:
         failed_users = {uid for uid in external_ids if uid in result.failed_ids}
         if failed_users:
@@ -153,6 +155,7 @@ def _send_email(outcome, pending, rows, first, attempt, now):
     if not with_address:
         return outcome
     result = email_sender.send_batch(with_address, title=first.title, body=first.body, data=first.data or {})
+    metrics.provider_result("email", "transient" if result.transient_error else "ok")
     if result.sent:
         outcome.sent = NotificationDelivery.objects.filter(id__in=result.sent).update(
             status=DeliveryStatus.SENT, sent_at=now, last_error="", attempts=attempt

@@ -6,12 +6,10 @@ Creates (or resets) a superuser with a fresh random password and prints it once.
 Refused unless DEBUG is on: production admins are granted in the database by staff.
 """
 
-import secrets
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Role, User
+from emploiplus.management.commands.dev_seed import admin_with_new_password
 
 
 class Command(BaseCommand):
@@ -23,13 +21,5 @@ class Command(BaseCommand):
     def handle(self, *args, email: str, **options):
         if not settings.DEBUG:
             raise CommandError("dev_admin only runs with DEBUG=1.")
-        password = secrets.token_urlsafe(12)
-        user = User.objects.filter(email=email).first()
-        if user is None:
-            user = User.objects.create_superuser(email=email, password=password, full_name="Admin (dev)")
-        else:
-            user.is_staff = user.is_superuser = True
-            user.role = Role.ADMIN
-            user.set_password(password)
-            user.save()
+        password = admin_with_new_password(email)
         self.stdout.write(f"Staff login: {email} / {password}  →  http://127.0.0.1:{settings.PORT}/admin/")
