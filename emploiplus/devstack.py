@@ -212,6 +212,16 @@ def _processes(*args: str) -> list[str]:
     return [PYTHON, "-m", "emploiplus.processes", *args]
 
 
+def _install_chat_client() -> None:
+    """socket.io-client for the demo chat page (/dev/chat/), when Node is there; optional."""
+    from emploiplus import jsclient
+
+    try:
+        jsclient.install(DATA_DIR)
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        say(f"demo chat page without its Socket.IO client ({exc})")
+
+
 def cmd_run(_args: argparse.Namespace) -> int:
     os.environ.setdefault("DEBUG", "1")
     port = os.environ.get("PORT", "8000")
@@ -234,6 +244,8 @@ def cmd_run(_args: argparse.Namespace) -> int:
         debug = env.get("DEBUG", "").lower() in ("1", "true", "yes", "on")
         if debug and subprocess.run(_manage("dev_seed"), env=env, cwd=BASE_DIR).returncode != 0:
             fail("dev_seed failed")
+        if debug:
+            _install_chat_client()
         supervisor = Supervisor(env)
         code = 0
         try:

@@ -309,33 +309,14 @@ class PrivateRedis:
             self.proc = None
 
 
-JS_PACKAGE = BASE_DIR / "emploiplus" / "sio" / "js"
-
-
 def node_modules() -> Path:
     """socket.io-client (and ws) from the npm registry, installed once into `.data/node`
-    (`npm ci` from emploiplus/sio/js/package-lock.json; reinstalled when the lock changes).
-    Raises RuntimeError when node or npm is missing."""
-    import hashlib
-
+    (emploiplus.jsclient). Raises RuntimeError when node or npm is missing."""
     from django.conf import settings
 
-    if not (shutil.which("node") and shutil.which("npm")):
-        raise RuntimeError("node and npm are needed (Node 20)")
-    target = Path(settings.DATA_DIR) / "node"
-    lock = (JS_PACKAGE / "package-lock.json").read_bytes()
-    stamp = target / f".installed-{hashlib.sha256(lock).hexdigest()[:16]}"
-    if not stamp.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copyfile(JS_PACKAGE / name, target / name)
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target, check=True, timeout=300
-        )
-        for old in target.glob(".installed-*"):
-            old.unlink()
-        stamp.touch()
-    return target / "node_modules"
+    from emploiplus import jsclient
+
+    return jsclient.install(settings.DATA_DIR)
 
 
 def run_node(script: Path, *, timeout: float = 120, **env: str) -> list[dict]:

@@ -3,12 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from emploiplus import health, metrics, views
+from emploiplus import devchat, health, metrics, views
 
 PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # DEBUG only (404 otherwise): the Socket.IO demo chat and the client bundle it loads.
+    path("dev/chat/", devchat.chat, name="dev-chat"),
+    path("dev/socket.io.min.js", devchat.client_bundle, name="dev-socketio-client"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
