@@ -32,7 +32,9 @@ for (const pane of document.querySelectorAll("section")) {
   const token = pane.dataset.token, log = pane.querySelector("ol"), state = pane.querySelector(".state");
   const messages = io("/messages", { auth: { token } });
   const presence = io("/presence", { auth: { token } });
-  const show = (text, cls) => { const li = document.createElement("li"); li.textContent = text; li.className = cls; log.append(li); };
+  const show = (text, cls) => {
+    const li = document.createElement("li"); li.textContent = text; li.className = cls; log.append(li);
+  };
   messages.on("connect", () => {
     state.textContent = "connecté (" + messages.io.engine.transport.name + ")";
     messages.io.engine.on("upgrade", (t) => { state.textContent = "connecté (" + t.name + ")"; });
@@ -51,7 +53,8 @@ for (const pane of document.querySelectorAll("section")) {
     });
     input.value = "";
   });
-  pane.querySelector("input").addEventListener("input", () => messages.emit("typing", { conversationId: CONVERSATION, isTyping: true }));
+  pane.querySelector("input").addEventListener(
+    "input", () => messages.emit("typing", { conversationId: CONVERSATION, isTyping: true }));
 }
 </script></body></html>
 """
