@@ -31,8 +31,10 @@ import contextlib
 import json
 import os
 import resource
+import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -47,8 +49,13 @@ CONNECTIONS = int(os.environ.get("BENCH_MESSAGING_CONNECTIONS", str(int(10_000 *
 FANOUT_SESSIONS = int(os.environ.get("BENCH_MESSAGING_FANOUT", "1000"))
 FANOUT_ROUNDS = 20
 GROUP_SIZE = 50
-# Which parts to run (comma-separated): latency, rest, connections, fanout.
-PARTS = set(os.environ.get("BENCH_MESSAGING_PARTS", "latency,rest,connections,fanout").split(","))
+# Which parts to run (comma-separated): versus, latency, rest, connections, fanout.
+PARTS = set(os.environ.get("BENCH_MESSAGING_PARTS", "versus,latency,rest,connections,fanout").split(","))
+# The Node/Socket.io stack this backend replaces (its own README says how to measure it).
+PEER_DIR = Path(os.environ.get("BENCH_PEER_DIR", Path(__file__).resolve().parents[2] / "shared" / "peers" / "socketio"))
+VERSUS_PAIRS = int(os.environ.get("BENCH_VERSUS_PAIRS", "50"))
+VERSUS_MESSAGES = int(os.environ.get("BENCH_VERSUS_MESSAGES", "40"))
+VERSUS_ROUNDS = int(os.environ.get("BENCH_VERSUS_ROUNDS", "2"))
 REST_RATE = 20  # urllib from a few threads of this process: above that the client queues
 
 SERVER_ENV = {
@@ -192,12 +199,178 @@ async def _latency(pairs, conversations, servers, *, rate: float, duration: floa
     return samples, lost, total / (time.perf_counter() - start)
 
 
+# --- versus: the Node/Socket.io peer and this project, one Node client, one run ---------------
+def _install_peer() -> Path:
+    """The peer's server and its npm packages, copied into the ignored .data/peer (the shared
+    folder is read-only; nothing of it is committed)."""
+    import shutil
+    import subprocess
+
+    from django.conf import settings
+
+    target = Path(settings.DATA_DIR) / "peer"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("server.js", "package.json", "package-lock.json"):
+        shutil.copyfile(PEER_DIR / name, target / name)
+    if not (target / "node_modules" / "socket.io").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target, check=True, timeout=600
+        )
+    return target
+
+
+@contextlib.contextmanager
+def _peer_servers():
+    """Two peer processes (the peer's multi-process shape: Redis adapter, one port each)."""
+    import subprocess
+
+    from django.conf import settings
+
+    from emploiplus.testing import database_url_for_tests, free_port, stop_process
+
+    target = _install_peer()
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "DATABASE_URL": database_url_for_tests(), "REDIS_URL": settings.REDIS_URL}
+    procs = [
+        subprocess.Popen(
+            ["node", "server.js"], cwd=target, env={**env, "PORT": str(port)}, stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for port in ports
+    ]  # fmt: skip
+    try:
+        import socket as socket_module
+
+        for port in ports:  # listening?
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket_module.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the peer did not start") from None
+                    time.sleep(0.2)
+        yield [f"http://127.0.0.1:{p}" for p in ports], procs
+    finally:
+        for proc in procs:
+            stop_process(proc)
+
+
+def _node_client(
+    *, mode: str, urls: list[str], pairs_file: str | None, pairs: int, messages: int, transports: str = "websocket"
+) -> dict:
+    import subprocess
+
+    from django.conf import settings
+
+    from emploiplus import jsclient
+
+    modules = jsclient.install(settings.DATA_DIR)
+    env = {
+        **os.environ,
+        "NODE_PATH": str(modules),
+        "MODE": mode,
+        "URL_A": urls[0],
+        "URL_B": urls[-1],
+        "PAIRS": str(pairs),
+        "MESSAGES": str(messages),
+        "TRANSPORTS": transports,
+        **({"PAIRS_FILE": pairs_file} if pairs_file else {}),
+    }
+    script = Path(__file__).resolve().parent / "js" / "messaging.js"
+    out = subprocess.run(["node", str(script)], env=env, capture_output=True, text=True, timeout=900, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _versus() -> list[Result]:
+    """CONTRACT's comparison (issue 13): 50 conversations × 40 sequential messages, a and b on
+    two different server processes, the same Node client for the peer and for us; then one
+    conversation, sequential. Our variants: /ws/messages/, Socket.IO over websocket, Socket.IO
+    long-polling only; on uvicorn (the default) and on daphne."""
+    import tempfile
+
+    from accounts.testing import token_for
+    from emploiplus.testing import asgi_server
+    from messaging.services import conversation_get_or_create_direct
+
+    users = _users("versus", 2 * VERSUS_PAIRS)
+    pairs = []
+    for i in range(VERSUS_PAIRS):
+        a, b = users[2 * i], users[2 * i + 1]
+        conversation, _ = conversation_get_or_create_direct(user=a, other_user_id=b.pk)
+        pairs.append({"tokenA": token_for(a, expires_in=6 * 3600), "tokenB": token_for(b, expires_in=6 * 3600),
+                      "conversationId": str(conversation.pk)})  # fmt: skip
+    pairs_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+    json.dump(pairs, pairs_file)
+    pairs_file.close()
+
+    shapes = [("concurrent", VERSUS_PAIRS, VERSUS_MESSAGES), ("sequential", 1, 200)]
+    rows: dict[tuple[str, str], list[dict]] = {}
+
+    def record(shape: str, variant: str, outcome: dict) -> None:
+        rows.setdefault((shape, variant), []).append(outcome)
+        _progress(f"versus {shape} {variant}: {outcome['msgs_per_s']:.0f} msg/s, median {outcome['median_ms']:.1f} ms, "
+                  f"p99 {outcome['p99_ms']:.1f} ms, lost {outcome['lost']}")  # fmt: skip
+
+    for _round in range(VERSUS_ROUNDS):  # alternate the stacks, so drifting load hits both
+        with _peer_servers() as (urls, _procs):
+            for shape, n, m in shapes:
+                record(
+                    shape,
+                    "Node/Socket.io peer",
+                    _node_client(mode="peer", urls=urls, pairs_file=None, pairs=n, messages=m),
+                )
+        for server in ("uvicorn", "daphne"):
+            with asgi_server(server=server, **SERVER_ENV) as (a, _), asgi_server(server=server, **SERVER_ENV) as (b, _):
+                urls = [f"http://{a}", f"http://{b}"]
+                variants = [("ws", "websocket", "/ws/messages/"), ("sio", "websocket", "Socket.IO websocket")]
+                if server == "uvicorn":
+                    variants.append(("sio", "polling", "Socket.IO long-polling"))
+                for mode, transports, label in variants:
+                    for shape, n, m in shapes:
+                        if transports == "polling" and shape == "sequential":
+                            continue
+                        outcome = _node_client(
+                            mode=mode, urls=urls, pairs_file=pairs_file.name, pairs=n, messages=m, transports=transports
+                        )
+                        record(shape, f"{label} ({server})", outcome)
+
+    results = []
+    for (shape, variant), outcomes in rows.items():
+        peer = rows[(shape, "Node/Socket.io peer")]
+
+        def best(key: str, data=outcomes) -> float:
+            return statistics.median([o[key] for o in data])
+
+        results.append(
+            Result(
+                benchmark=f"messaging vs Node/Socket.io peer ({shape})",
+                variant=variant,
+                size=f"{outcomes[0]['pairs']} conversation(s) × "
+                f"{outcomes[0]['messages'] // outcomes[0]['pairs']} msgs, 2 server processes, {len(outcomes)} run(s)",
+                n=sum(o["delivered"] for o in outcomes),
+                median_ms=round(best("median_ms"), 2),
+                p99_ms=round(best("p99_ms"), 2),
+                extra={
+                    "msgs_per_s": round(best("msgs_per_s"), 1),
+                    "lost": sum(o["lost"] for o in outcomes),
+                    "throughput_vs_peer": round(best("msgs_per_s") / best("msgs_per_s", peer), 2),
+                    "median_vs_peer": round(best("median_ms") / best("median_ms", peer), 2),
+                    "p99_vs_peer": round(best("p99_ms") / best("p99_ms", peer), 2),
+                },
+            )
+        )
+    os.unlink(pairs_file.name)
+    return results
+
+
 def run() -> list[Result]:
     from emploiplus.testing import asgi_server
     from messaging.services import conversation_create_group, conversation_get_or_create_direct
 
     fd_limit = _raise_fd_limit()
-    results: list[Result] = []
+    results: list[Result] = _versus() if "versus" in PARTS else []
     users = _users("msgbench", 2 * CONVERSATIONS)
     pairs = [(users[2 * i], users[2 * i + 1]) for i in range(CONVERSATIONS)]
     conversations = [conversation_get_or_create_direct(user=a, other_user_id=b.pk)[0].pk for a, b in pairs]

@@ -352,6 +352,7 @@ def test_it_runs_the_cron_process_type_with_its_jobs_registered():
         (scheduler,) = schedulers
         assert sorted(job.func_name for job in scheduler.get_jobs()) == [
             "matching.jobs.refresh_materialized_views",
+            "matching.jobs.sweep_embeddings",
             "matching.jobs.sweep_pending_jobs",
             "notifications.jobs.notifications_sweep",
             "webhooks.jobs.sweep_events",

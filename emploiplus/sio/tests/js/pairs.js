@@ -72,7 +72,6 @@ async function main() {
   while (!complete() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, 500)); // a late duplicate would show now
   clients.forEach(([, a, b]) => { a.close(); b.close(); });
-  console.log(JSON.stringify({ sent, received, errors }));
-  process.exit(0);
+  process.stdout.write(JSON.stringify({ sent, received, errors }) + '\n', () => process.exit(0));
 }
 main().catch((e) => { console.log(JSON.stringify({ failed: String(e && e.stack || e) })); process.exit(1); });

@@ -102,8 +102,7 @@ async function main() {
   intruder.close();
 
   Object.values(alice).forEach((s) => s.close());
-  out({ done: true });
-  process.exit(0);
+  process.stdout.write(JSON.stringify({ done: true }) + '\n', () => process.exit(0));
 }
 
 main().catch((e) => fail(String(e && e.stack || e)));
