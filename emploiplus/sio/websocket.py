@@ -29,7 +29,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from emploiplus import effects
-from emploiplus.consumers import ClientGone
+from emploiplus.consumers import ClientGone, _client_gone, dispatch_without_connection_hop
 from emploiplus.realtime import EventWindow, expires_at
 from emploiplus.sio import polling, protocol
 from emploiplus.sio.protocol import ProtocolError
@@ -232,7 +232,9 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
         async with self._send_lock:
             try:
                 await self.send(text_data=text)
-            except ClientGone:
+            except (*ClientGone, RuntimeError) as exc:
+                if not _client_gone(exc):
+                    raise
                 log.debug("socket.io packet dropped: the client is gone")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -287,6 +289,12 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
             pipe.hset(polling.session_key(sid), "t", "websocket")
             pipe.zrem(polling.sessions_index(), sid)  # no sweeper ends it now: this socket owns it
             await pipe.execute()
+        # Engine-level packets the last poll did not take (a CONNECT_ERROR answered to a POST
+        # after the poll returned with the NOOP) go first, then the namespaces'.
+        for _channel, message in await effects.drain_channels([polling.engine_channel(sid)], wait=0, most=1_000):
+            if message.get("type") == "sio.packets":
+                for packet in message["p"]:
+                    await self.send_text(packet)
         await self.session.adopt(sid, record)
         with contextlib.suppress(Exception):
             await get_channel_layer().send(polling.engine_channel(sid), {"type": "sio.noop"})
@@ -296,6 +304,9 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self._end()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        await dispatch_without_connection_hop(self, message)
 
     async def _end(self) -> None:
         if self._pinger is not None and self._pinger is not asyncio.current_task():

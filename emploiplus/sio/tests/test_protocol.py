@@ -199,6 +199,32 @@ def test_it_upgrades_a_polling_session_to_websocket_and_keeps_its_namespaces(ali
         assert error_of(client.request("GET"))[0] == 400  # polling is over for this session
 
 
+def test_a_connect_error_answered_after_the_last_poll_reaches_the_upgraded_socket(alice):
+    """socket.io-client sends CONNECT by POST while it upgrades: the CONNECT_ERROR can land in
+    the session after its last poll returned with the NOOP; the websocket must carry it."""
+    with asgi_server() as (address, _):
+        client = Polling(address)
+        client.open()
+
+        async def upgrade() -> list[str]:
+            ws = await _ws(address, f"&sid={client.sid}")
+            pending = asyncio.ensure_future(asyncio.to_thread(client.get))
+            await asyncio.sleep(0.3)
+            await ws.send("2probe")
+            assert await asyncio.wait_for(ws.recv(), 5) == "3probe"
+            assert await asyncio.wait_for(pending, 5) == ["6"]
+            bad = json.dumps({"token": "not-a-token"})
+            assert (await asyncio.to_thread(client.post, f"40/messages,{bad}"))[2] == "ok"
+            await ws.send("5")
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            await ws.close()
+            return [frame]
+
+        (frame,) = asyncio.run(upgrade())
+        assert frame.startswith("44/messages,"), frame
+        assert json.loads(frame[len("44/messages,") :])["data"]["code"] == "token_invalid"
+
+
 def test_a_websocket_session_is_pinged_and_closed_when_it_does_not_answer(alice):
     with asgi_server(**FAST) as (address, _):
 
