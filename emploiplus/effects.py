@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import itertools
 import logging
@@ -434,16 +435,103 @@ def _enqueue_jobs(jobs: list[Job]) -> None:
             pipe.execute()
 
 
+# --- the channel layer: channels_redis, with one receive loop per process -----------------------
+from channels_redis.core import RedisChannelLayer as _RedisChannelLayer  # noqa: E402
+
+
+class ChannelLayer(_RedisChannelLayer):
+    """channels_redis' layer (CHANNEL_LAYERS BACKEND), receiving process-local channels with one
+    reader task per event loop instead of a lock handed from receiver to receiver.
+
+    channels_redis receives a process's channels one message at a time, under a lock passed
+    between the consumers' `receive()` calls, through a backup queue (so that a cancelled
+    receive loses nothing): four Redis commands and two tasks per message. Here one task per
+    process pops every waiting message at once (ZPOPMIN of up to 500, BZPOPMIN when there is
+    none) and puts each into the buffer of its channel(s); a consumer's `receive()` only waits
+    on its buffer, so cancelling it (a consumer closing) cancels nothing in flight in Redis.
+    Plain channels (no `!`, e.g. Socket.IO long-polling) are received as before. The
+    serialized format, keys and expiry are channels_redis' own: both kinds of layer interoperate
+    (tested in emploiplus/tests/test_channel_layer.py)."""
+
+    READ_BATCH = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
+        self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        if "!" not in channel:
+            return await super().receive(channel)
+        assert self.require_valid_channel_name(channel)
+        real_channel = self.non_local_name(channel)
+        assert real_channel.endswith(self.client_prefix + "!"), "Wrong client prefix"
+        buffer = self.receive_buffer[channel]
+        if not buffer.empty():
+            message = buffer.get_nowait()
+        else:
+            loop = asyncio.get_running_loop()
+            self._waiting[loop] = self._waiting.get(loop, 0) + 1
+            try:
+                self._ensure_reader(loop, real_channel)
+                message = await buffer.get()
+            except asyncio.CancelledError:
+                self.receive_buffer.pop(channel, None)  # nobody will read what comes for it
+                raise
+            finally:
+                self._waiting[loop] -= 1
+        if buffer.empty():
+            self.receive_buffer.pop(channel, None)
+        return message
+
+    async def close_pools(self) -> None:
+        """Stop this loop's reader before its connections go (tests and shutdown call this)."""
+        with contextlib.suppress(RuntimeError):
+            task = self._readers.pop(asyncio.get_running_loop(), None)
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await super().close_pools()
+
+    def _ensure_reader(self, loop: asyncio.AbstractEventLoop, real_channel: str) -> None:
+        task = self._readers.get(loop)
+        if task is None or task.done():
+            self._readers[loop] = loop.create_task(self._read(loop, real_channel), name="channel-layer-reader")
+
+    async def _read(self, loop: asyncio.AbstractEventLoop, real_channel: str) -> None:
+        """Runs while a `receive()` of this loop waits: it ends (in the same step as the check,
+        so a new `receive()` starts a new reader) once nobody does — a loop that is being
+        closed is not left with a task whose cancellation redis-py may swallow mid-connect."""
+        key = self.prefix + real_channel
+        connection = self.connection(self.consistent_hash(real_channel))
+        while self._waiting.get(loop, 0) > 0:
+            try:
+                popped = await connection.zpopmin(key, self.READ_BATCH)
+                if not popped:
+                    reply = await connection.bzpopmin(key, timeout=self.brpop_timeout)
+                    popped = [] if reply is None else [(reply[1], reply[2])]
+            except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # redis-py turned our cancellation into this
+                    raise asyncio.CancelledError from None
+                log.warning("channel layer reader: Redis unreachable, retrying", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            for member, _score in popped:
+                message = self.deserialize(member)
+                channels = message.pop("__asgi_channel__", None)
+                for name in channels if isinstance(channels, list) else [channels]:
+                    if name:
+                        self.receive_buffer[name].put_nowait(message)
+
+
 # --- frames: channels_redis internals, here only --------------------------------------------
 def fast_path_supported(layer: Any) -> bool:
     """The configured layer is channels_redis' RedisChannelLayer on one host, with the
     internals the two-round-trip send relies on."""
-    try:
-        from channels_redis.core import RedisChannelLayer
-    except ImportError:  # pragma: no cover - channels_redis is a requirement
-        return False
     return (
-        type(layer) is RedisChannelLayer
+        isinstance(layer, _RedisChannelLayer)
         and layer.ring_size == 1
         and all(hasattr(layer, name) for name in ("_group_key", "_map_channel_keys_to_connection", "serialize"))
     )

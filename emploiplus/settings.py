@@ -147,7 +147,8 @@ REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="emploiplus")
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis, with one receive loop per process (emploiplus.effects.ChannelLayer).
+        "BACKEND": "emploiplus.effects.ChannelLayer",
         "CONFIG": {
             "hosts": [
                 {

@@ -1,0 +1,140 @@
+"""emploiplus.effects.ChannelLayer: channels_redis with one reader task per event loop for the
+process-local channels. What it must keep: every message reaches its channel once and in
+order, a cancelled receive loses nobody else's messages, the reader ends when nobody waits
+(and a later receive starts it again), Redis outages are retried, and it speaks channels_redis'
+own format both ways (a process still on the stock layer interoperates)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.layers import channel_layers, get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+
+from emploiplus.effects import ChannelLayer
+
+
+@pytest.fixture
+async def layer():
+    layer = channel_layers.make_backend("default")
+    assert type(layer) is ChannelLayer
+    yield layer
+    await layer.flush()
+    await layer.close_pools()
+
+
+@pytest.fixture
+async def stock():
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    stock = RedisChannelLayer(**config)
+    yield stock
+    await stock.close_pools()
+
+
+async def test_the_configured_layer_is_ours():
+    assert type(get_channel_layer()) is ChannelLayer
+
+
+async def test_many_channels_each_get_their_messages_once_and_in_order(layer):
+    channels = [await layer.new_channel() for _ in range(40)]
+    received: dict[str, list[int]] = {c: [] for c in channels}
+
+    async def consume(channel: str) -> None:
+        while len(received[channel]) < 25:
+            received[channel].append((await layer.receive(channel))["n"])
+
+    consumers = [asyncio.create_task(consume(c)) for c in channels]
+    for n in range(25):
+        await asyncio.gather(*(layer.send(c, {"type": "t", "n": n}) for c in channels))
+    await asyncio.wait_for(asyncio.gather(*consumers), 20)
+    assert all(got == list(range(25)) for got in received.values()), received
+    # One reader served all 40 channels.
+    assert sum(1 for t in asyncio.all_tasks() if t.get_name() == "channel-layer-reader") <= 1
+
+
+async def test_a_group_send_reaches_every_member_once(layer):
+    members = [await layer.new_channel() for _ in range(5)]
+    for channel in members:
+        await layer.group_add("room", channel)
+    await layer.group_send("room", {"type": "t", "text": "salut"})
+    got = await asyncio.wait_for(asyncio.gather(*(layer.receive(c) for c in members)), 10)
+    assert [m["text"] for m in got] == ["salut"] * 5
+    leftovers = await asyncio.gather(
+        *(asyncio.wait_for(layer.receive(c), 0.3) for c in members), return_exceptions=True
+    )
+    assert all(isinstance(x, TimeoutError) for x in leftovers), leftovers
+
+
+async def test_a_cancelled_receive_loses_nothing_for_the_other_channels(layer):
+    gone, staying = await layer.new_channel(), await layer.new_channel()
+    waiting = asyncio.create_task(layer.receive(gone))
+    kept = asyncio.create_task(layer.receive(staying))
+    await asyncio.sleep(0.1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await layer.send(staying, {"type": "t", "n": 1})
+    await layer.send(staying, {"type": "t", "n": 2})
+    assert (await asyncio.wait_for(kept, 10))["n"] == 1
+    assert (await asyncio.wait_for(layer.receive(staying), 10))["n"] == 2
+
+
+async def test_the_reader_ends_when_nobody_waits_and_a_new_receive_restarts_it(layer):
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "t", "n": 1})
+    assert (await asyncio.wait_for(layer.receive(channel), 10))["n"] == 1
+    loop = asyncio.get_running_loop()
+    reader = layer._readers[loop]
+    await asyncio.wait_for(asyncio.shield(reader), layer.brpop_timeout + 5)  # ends by itself
+    assert reader.done() and not reader.cancelled()
+    # What arrives meanwhile waits in Redis for the next receive.
+    await layer.send(channel, {"type": "t", "n": 2})
+    assert (await asyncio.wait_for(layer.receive(channel), 10))["n"] == 2
+    assert layer._readers[loop] is not reader
+
+
+async def test_messages_sent_while_nobody_receives_arrive_in_order(layer):
+    channel = await layer.new_channel()
+    for n in range(700):  # more than one READ_BATCH
+        await layer.send(channel, {"type": "t", "n": n})
+    got = [(await asyncio.wait_for(layer.receive(channel), 10))["n"] for _ in range(700)]
+    assert got == list(range(700))
+
+
+async def test_it_interoperates_with_the_stock_channels_redis_layer(layer, stock):
+    ours, theirs = await layer.new_channel(), await stock.new_channel()
+    await stock.group_add("both", ours)
+    await layer.group_add("both", theirs)
+    await stock.send(ours, {"type": "t", "from": "stock"})
+    await layer.send(theirs, {"type": "t", "from": "ours"})
+    await stock.group_send("both", {"type": "t", "from": "stock-group"})
+    assert [(await asyncio.wait_for(layer.receive(ours), 10))["from"] for _ in range(2)] == ["stock", "stock-group"]
+    assert [(await asyncio.wait_for(stock.receive(theirs), 10))["from"] for _ in range(2)] == ["ours", "stock-group"]
+
+
+async def test_plain_channels_are_received_as_channels_redis_does(layer, stock):
+    await stock.send("plain.poll-1", {"type": "t", "n": 1})
+    assert (await asyncio.wait_for(layer.receive("plain.poll-1"), 10))["n"] == 1
+
+
+async def test_the_reader_waits_out_a_redis_restart(caplog):
+    from emploiplus.testing import private_redis
+
+    with private_redis() as server:
+        config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [server.url]}
+        layer = ChannelLayer(**config)
+        channel = await layer.new_channel()
+        waiting = asyncio.create_task(layer.receive(channel))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(server.stop)
+        await asyncio.sleep(1.5)
+        assert not waiting.done()
+        await asyncio.to_thread(server.start)
+        sender = ChannelLayer(**config)
+        await sender.send(channel, {"type": "t", "n": "after"})
+        assert (await asyncio.wait_for(waiting, 15))["n"] == "after"
+        assert "Redis unreachable, retrying" in caplog.text
+        await sender.close_pools()
+        await layer.close_pools()
