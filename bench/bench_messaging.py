@@ -321,8 +321,12 @@ def _versus() -> list[Result]:
                     "Node/Socket.io peer",
                     _node_client(mode="peer", urls=urls, pairs_file=None, pairs=n, messages=m),
                 )
-        for server in ("uvicorn", "daphne"):
-            with asgi_server(server=server, **SERVER_ENV) as (a, _), asgi_server(server=server, **SERVER_ENV) as (b, _):
+        # The naive alternative of the channel layer's receive (CHANNEL_LAYER_RECEIVE) in the same run.
+        stacks = [("uvicorn", "batched", "uvicorn"), ("uvicorn", "channels_redis", "uvicorn, stock receive"),
+                  ("daphne", "batched", "daphne")]  # fmt: skip
+        for server, receive, tag in stacks:
+            env = {**SERVER_ENV, "CHANNEL_LAYER_RECEIVE": receive}
+            with asgi_server(server=server, **env) as (a, _), asgi_server(server=server, **env) as (b, _):
                 urls = [f"http://{a}", f"http://{b}"]
                 variants = [("ws", "websocket", "/ws/messages/"), ("sio", "websocket", "Socket.IO websocket")]
                 if server == "uvicorn":
@@ -334,7 +338,7 @@ def _versus() -> list[Result]:
                         outcome = _node_client(
                             mode=mode, urls=urls, pairs_file=pairs_file.name, pairs=n, messages=m, transports=transports
                         )
-                        record(shape, f"{label} ({server})", outcome)
+                        record(shape, f"{label} ({tag})", outcome)
 
     results = []
     for (shape, variant), outcomes in rows.items():

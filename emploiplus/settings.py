@@ -145,10 +145,19 @@ if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 # so two test runs or two deployments can share one Redis.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="emploiplus")
 
+# channels_redis, receiving with one reader per process (emploiplus.effects.ChannelLayer,
+# docs/messaging.md); `channels_redis` selects the stock layer (same keys and format).
+CHANNEL_LAYER_RECEIVE = env.str("CHANNEL_LAYER_RECEIVE", default="batched")
+if CHANNEL_LAYER_RECEIVE not in ("batched", "channels_redis"):
+    raise ImproperlyConfigured(
+        f"CHANNEL_LAYER_RECEIVE must be batched or channels_redis, got {CHANNEL_LAYER_RECEIVE!r}."
+    )
 CHANNEL_LAYERS = {
     "default": {
-        # channels_redis, with one receive loop per process (emploiplus.effects.ChannelLayer).
-        "BACKEND": "emploiplus.effects.ChannelLayer",
+        "BACKEND": {
+            "batched": "emploiplus.effects.ChannelLayer",
+            "channels_redis": "channels_redis.core.RedisChannelLayer",
+        }[CHANNEL_LAYER_RECEIVE],
         "CONFIG": {
             "hosts": [
                 {

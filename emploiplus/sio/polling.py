@@ -40,7 +40,7 @@ from django.conf import settings
 from emploiplus import effects
 from emploiplus.sio import protocol
 from emploiplus.sio.protocol import ProtocolError
-from emploiplus.sio.session import NAMESPACE_KEYS, Claimed, Session, Slot
+from emploiplus.sio.session import NAMESPACE_KEYS, Claimed, Session, Slot, count_sent
 
 log = logging.getLogger(__name__)
 
@@ -517,6 +517,7 @@ async def _packets_of(session: PollingSession, drained: list[tuple[str, dict]]) 
         elif kind == "emploiplus.event":
             slot = by_channel.get(channel)
             if slot is not None and slot.namespace.wants(message):
+                count_sent(slot.name, message["event"])
                 packets.append(protocol.event_packet(slot.name, message["event"], message["data"]))
     return packets
 

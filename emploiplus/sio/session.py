@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from socketio import packet as sio
 
+from emploiplus import metrics
 from emploiplus.errors import ApplicationError
 from emploiplus.realtime import (
     MAX_FRAME_BYTES,
@@ -108,6 +109,7 @@ class Session:
 
     # --- emitting through a slot (Connection.emit calls this) ----------------------------------
     async def emit(self, name: str, event: str, data: dict[str, Any]) -> None:
+        count_sent(name, event)
         packet = protocol.event_packet(name, event, data)
         slot = self.slots.get(name)
         if slot is not None and not slot.nsid:  # still connecting: after the CONNECT answer
@@ -186,6 +188,7 @@ class Session:
             # invalid state, and the connection is closed.
             raise ProtocolError(protocol.BAD_REQUEST, f"event for {name}, which is not connected")
         event = data[0] if isinstance(data, list) and data and isinstance(data[0], str) else None
+        metrics.ws_received(metric_namespace(name), event, slot.namespace.handled_events)
         try:
             if slot.expired():
                 await self.disconnect_namespace(name, notify=True)
@@ -203,6 +206,7 @@ class Session:
             await self._refuse(name, ack_id, event, unexpected_error_body(exc))
             return
         if ack_id is not None:
+            count_sent(name, "ack")
             await self.send([protocol.ack_packet(name, ack_id, result)], namespace=name)
         await self.slot_changed(slot, name)
 
@@ -211,6 +215,7 @@ class Session:
             packet = protocol.ack_packet(name, ack_id, {"error": error})
         else:
             packet = protocol.event_packet(name, "error", {"event": event, "error": error})
+        count_sent(name, "ack" if ack_id is not None else "error")
         await self.send([packet], namespace=name if name in self.slots else None)
 
     async def disconnect_namespace(self, name: str, *, notify: bool) -> None:
@@ -239,3 +244,12 @@ class Session:
         """The session ends (client gone, closed, expired): every namespace disconnects."""
         for name in list(self.slots):
             await self.disconnect_namespace(name, notify=False)
+
+
+# --- metrics (emploiplus.metrics: the same families as /ws/, namespace without its slash) ------
+def metric_namespace(name: str) -> str:
+    return name.strip("/") or "_root"
+
+
+def count_sent(name: str, event: Any) -> None:
+    metrics.ws_sent(metric_namespace(name), event)

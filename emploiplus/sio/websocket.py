@@ -28,12 +28,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from emploiplus import effects
+from emploiplus import effects, metrics
 from emploiplus.consumers import ClientGone, _client_gone, dispatch_without_connection_hop
 from emploiplus.realtime import EventWindow, expires_at
 from emploiplus.sio import polling, protocol
 from emploiplus.sio.protocol import ProtocolError
-from emploiplus.sio.session import NAMESPACE_KEYS, Claimed, Session, Slot
+from emploiplus.sio.session import NAMESPACE_KEYS, Claimed, Session, Slot, count_sent, metric_namespace
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class WebSocketSession(Session):
         self.host = host
         self.readers: dict[str, asyncio.Task] = {}
         self.expiries: dict[str, asyncio.Task] = {}
+        self.counted: set[str] = set()  # namespaces in emploiplus_websocket_connections
 
     async def make_connection(self, name: str, user: Any, claims: Any) -> WebSocketConnection:
         # The default prefix: channels_redis receives every process-local channel through one key.
@@ -118,6 +119,7 @@ class WebSocketSession(Session):
         kind = message.get("type")
         if kind == "emploiplus.event":
             if slot.namespace.wants(message):
+                count_sent(slot.name, message["event"])
                 await self.host.send_text(protocol.event_packet(slot.name, message["event"], message["data"]))
         elif kind == "sio.packets":
             for packet in message["p"]:
@@ -132,6 +134,12 @@ class WebSocketSession(Session):
         return slot is not None and slot.conn.window.over()
 
     async def slot_changed(self, slot: Slot | None, name: str) -> None:
+        if slot is not None and name not in self.counted:
+            self.counted.add(name)
+            metrics.WS_CONNECTIONS.labels(metric_namespace(name)).inc()
+        elif slot is None and name in self.counted:
+            self.counted.discard(name)
+            metrics.WS_CONNECTIONS.labels(metric_namespace(name)).dec()
         if slot is not None and slot.expires is not None and name not in self.expiries:
             self.expiries[name] = asyncio.ensure_future(self._expire(name, slot.expires))
 

@@ -197,6 +197,12 @@ CHECKS: dict[str, tuple[str, dict[str, str], str, object]] = {
     "WS_DB_THREADS": ("main", {"WS_DB_THREADS": "6"}, "settings.WS_DB_THREADS", 6),
     "WEB_CONCURRENCY": ("main", {"WEB_CONCURRENCY": "3"}, "settings.WEB_CONCURRENCY", 3),
     "ASGI_SERVER": ("main", {"ASGI_SERVER": "daphne"}, "settings.ASGI_SERVER", "daphne"),
+    "CHANNEL_LAYER_RECEIVE": (
+        "main",
+        {"CHANNEL_LAYER_RECEIVE": "channels_redis"},
+        "settings.CHANNEL_LAYERS['default']['BACKEND']",
+        "channels_redis.core.RedisChannelLayer",
+    ),
     "QUEUE_CONCURRENCY_NOTIFICATIONS": (
         "main",
         {"QUEUE_CONCURRENCY_NOTIFICATIONS": "7"},

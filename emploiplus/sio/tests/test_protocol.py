@@ -256,3 +256,48 @@ def test_it_refuses_a_browser_origin_it_does_not_know(settings):
         assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://app.emploiplus.fr"
         assert headers["Access-Control-Allow-Credentials"] == "true"
         assert error_of(handshake("https://evil.example")) == (403, {"code": 4, "message": "Forbidden"})
+
+
+def test_socketio_traffic_is_in_the_websocket_metrics(alice, bob):
+    """The Socket.IO transport feeds the same metric families as /ws/ (emploiplus.metrics)."""
+    from emploiplus.tests.test_metrics import AUTH, TOKEN, value
+
+    conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    with asgi_server(METRICS_TOKEN=TOKEN) as (address, _):
+
+        def scrape() -> str:
+            host, port = address.split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            conn.request("GET", "/metrics", headers=AUTH)
+            body = conn.getresponse().read().decode()
+            conn.close()
+            return body
+
+        async def traffic() -> tuple[str, str]:
+            ws = await _ws(address, f"&token={token_for(alice)}")
+            assert (await asyncio.wait_for(ws.recv(), 5)).startswith("0")
+            await ws.send("40/messages,")
+            assert (await asyncio.wait_for(ws.recv(), 5)).startswith("40/messages,")
+            join = json.dumps(["join_conversation", {"conversationId": str(conversation.pk)}])
+            await ws.send(f"42/messages,1{join}")
+            assert (await asyncio.wait_for(ws.recv(), 5)).startswith("43/messages,1")
+            await ws.send('42/messages,["no_such_event",{}]')
+            assert (await asyncio.wait_for(ws.recv(), 5)).startswith('42/messages,["error"')
+            during = await asyncio.to_thread(scrape)
+            await ws.close()
+            for _ in range(100):  # the server notices the close asynchronously
+                after = await asyncio.to_thread(scrape)
+                if value(after, "emploiplus_websocket_connections", namespace="messages") == 0:
+                    break
+                await asyncio.sleep(0.1)
+            return during, after
+
+        during, after = asyncio.run(traffic())
+    assert value(during, "emploiplus_websocket_connections", namespace="messages") == 1
+    assert value(after, "emploiplus_websocket_connections", namespace="messages") == 0
+    received = "emploiplus_websocket_messages_received_total"
+    assert value(after, received, namespace="messages", event="join_conversation") == 1
+    assert value(after, received, namespace="messages", event="_invalid") == 1
+    sent = "emploiplus_websocket_messages_sent_total"
+    assert value(after, sent, namespace="messages", event="ack") == 1
+    assert value(after, sent, namespace="messages", event="error") == 1
