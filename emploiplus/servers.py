@@ -86,6 +86,10 @@ def run_uvicorn(fd: int, application: str) -> None:
         loop="uvloop",
         http="httptools",
         ws="websockets",
+        # Frames are small JSON: permessage-deflate cost ~5 % of a server's CPU under
+        # `python -m bench messaging` (py-spy) for little saved; socket.io's own server
+        # (the peer) has it off by default too.
+        ws_per_message_deflate=False,
         lifespan="off",
         access_log=False,
         log_config=None,  # settings.LOGGING formats uvicorn's lines too (LOG_FORMAT=json)
