@@ -10,7 +10,6 @@ sweeps), the local limit still answers 429, `/readyz` says Redis is down; once R
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -18,8 +17,8 @@ import pytest
 import redis
 
 from accounts.testing import token_for
-from emploiplus.testing import asgi_server, private_redis
-from matching.models import Job
+from emploiplus.testing import asgi_server, private_redis, until
+from matching.models import Job, SkillAlias
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -38,18 +37,9 @@ def call(base: str, method: str, path: str, token: str | None = None, body: dict
         return error.code, error.headers, json.loads(error.read() or b"null")
 
 
-def until(predicate, *, within: float = 30.0, every: float = 0.2):
-    """Poll `predicate` until it is truthy (returns it) or `within` seconds pass (returns the last value)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
-
-
 def test_rest_keeps_working_with_redis_down_and_shares_limits_again_when_it_is_back(rita, alice, settings):
     rita_token, alice_token = token_for(rita), token_for(alice)
+    SkillAlias.objects.get_or_create(alias="reactjs", defaults={"canonical": "react"})  # seeded; gone after a flush
     with private_redis() as server, asgi_server(REDIS_URL=server.url, RATE_LIMIT_PER_MINUTE="20") as (base, _proc):
         assert call(base, "GET", "/api/me/", alice_token)[0] == 200  # counted in Redis
         server.stop()
