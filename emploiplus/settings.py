@@ -428,6 +428,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST API of the Emploi+ job platform (see docs/CONTRACT.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The error answers of the shared layers, on every operation that can give them.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "emploiplus.schema.document_error_responses",
+    ],
 }
 
 # --- Logs, errors, metrics (emploiplus.logs, emploiplus.sentry, emploiplus.metrics) -------------
