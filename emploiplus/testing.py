@@ -135,7 +135,8 @@ def asgi_servers(
                     start_new_session=True,
                     pass_fds=[sock.fileno()],
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE if os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES") else None,
+                    # Quiet: discarded (a pipe nobody reads fills up and blocks the server on its next log line).
+                    stderr=subprocess.DEVNULL if os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES") else None,
                 )
             )
         sock.close()  # the children hold it
