@@ -83,3 +83,29 @@ def test_rest_keeps_working_with_redis_down_and_shares_limits_again_when_it_is_b
         assert until(counted_in_redis, every=1.0)  # the breaker probes Redis every 5 s
     job.refresh_from_db()
     assert job.notification_status == "queued"  # the lost enqueue is left to the sweep (test_effects)
+
+
+def test_rest_answers_while_redis_is_paused_and_counts_in_redis_again_after(alice, settings):
+    """`CLIENT PAUSE` (a Redis that accepts connections but answers nothing, e.g. a failover
+    or a long blocking command): the rate limiter gives up on it after its read timeout and
+    counts locally; requests answer 200, never a 500."""
+    token = token_for(alice)
+    with private_redis() as server, asgi_server(REDIS_URL=server.url) as (base, _proc):
+        client = redis.Redis.from_url(server.url)
+        assert call(base, "GET", "/api/me/", token)[0] == 200
+        bucket = f"{settings.REDIS_KEY_PREFIX}:ratelimit:user:{alice.pk}"
+        assert client.zcard(bucket) == 1
+        # WRITE: writes and scripts (the limiter's) wait; this client's reads and UNPAUSE do not.
+        client.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # bounded: 30 s at most
+        try:
+            statuses = [call(base, "GET", "/api/me/", token)[0] for _ in range(5)]
+        finally:
+            client.execute_command("CLIENT", "UNPAUSE")
+        assert statuses == [200] * 5
+        assert client.zcard(bucket) == 1  # none of them reached Redis
+
+        def counted_in_redis() -> bool:
+            assert call(base, "GET", "/api/me/", token)[0] == 200
+            return client.zcard(bucket) > 1
+
+        assert until(counted_in_redis, every=1.0)  # the breaker probes Redis again within 5 s
