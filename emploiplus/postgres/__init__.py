@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend with our pool check (settings: ENGINE = "emploiplus.postgres")."""

@@ -1,0 +1,140 @@
+"""Fault suite, PostgreSQL (issue 16): a real server process on a private PostgreSQL cluster
+(the dev stack's embedded one, in a temporary directory) that the test restarts and stops.
+The shared PostgreSQL is never touched.
+
+- Restarted (`pg_ctl restart -m fast`): every pooled connection died with the old server;
+  the pool checks each connection before handing it out, so the requests and the signed
+  webhook sent right after answer as usual and the delivery is stored.
+- Stopped: the API answers 503 + Retry-After in its error format, the webhooks 503 (a
+  sender that retries can), `/readyz` names the database; never a 500. Started again: the
+  same server answers as before, nothing restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from accounts.testing import make_token
+from emploiplus.testing import asgi_server, private_postgres, until
+from matching.testing import envelope, sign
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+# A short pool wait so the "database down" answers come quickly (default 10 s).
+SERVER_ENV = {"DB_POOL_TIMEOUT_SECONDS": "2"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with private_postgres() as server:
+        server.migrate()
+        yield server
+
+
+def call(base: str, method: str, path: str, *, token: str | None = None, body: bytes | None = None, **headers):
+    request = urllib.request.Request(f"http://{base}{path}", data=body, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        request.add_header(name.replace("_", "-"), value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def webhook(base: str) -> tuple[int, object, dict, str]:
+    record = {
+        "id": str(uuid.uuid4()),
+        "company_id": str(uuid.uuid4()),
+        "title": "Développeuse Django",
+        "required_skills": ["Django"],
+        "status": "active",
+    }
+    body = json.dumps(envelope(record)).encode()
+    status, headers, answer = call(base, "POST", "/api/webhooks/jobs/notify", body=body, X_Webhook_Signature=sign(body))
+    return status, headers, json.loads(answer), record["id"]
+
+
+def stored_events(cluster, record_id: str) -> int:
+    with psycopg.connect(cluster.url) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_events WHERE payload::text LIKE %s", [f"%{record_id}%"])
+        return row.fetchone()[0]
+
+
+def server_connections(cluster) -> int:
+    with psycopg.connect(cluster.url) as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'emploiplus' AND pid <> pg_backend_pid()"
+        return conn.execute(query).fetchone()[0]
+
+
+def test_no_request_fails_on_a_connection_that_died_with_a_restarted_server(cluster):
+    tokens = [make_token() for _ in range(8)]  # unknown subs: the first request creates each user
+    with asgi_server(DATABASE_URL=cluster.url, **SERVER_ENV) as (base, _proc), ThreadPoolExecutor(16) as pool:
+
+        def me(i: int) -> int:
+            return call(base, "GET", "/api/me/", token=tokens[i % len(tokens)])[0]
+
+        assert list(pool.map(me, range(48))) == [200] * 48  # concurrent: the pool holds several
+        before = server_connections(cluster)
+        assert before >= 2, "the pool should hold several connections before the restart"
+
+        cluster.restart()  # every one of them is now dead
+
+        status, _h, receipt, record_id = webhook(base)  # the first request after the restart
+        assert status == 202, receipt
+        assert (receipt["accepted"], receipt["duplicate"]) == (True, False)
+        statuses = list(pool.map(me, range(60)))
+        assert statuses == [200] * 60
+    assert stored_events(cluster, record_id) == 1
+
+
+def test_with_the_database_down_it_answers_503_then_resumes_by_itself(cluster):
+    token = make_token()
+    with asgi_server(DATABASE_URL=cluster.url, **SERVER_ENV) as (base, _proc), ThreadPoolExecutor(8) as pool:
+        assert call(base, "GET", "/api/me/", token=token)[0] == 200
+        cluster.stop()
+        try:
+            # (GET /api/me/ would still answer 200 from the per-process user cache)
+            answers = list(pool.map(lambda _i: call(base, "GET", "/api/notifications/", token=token), range(8)))
+            for status, headers, body in answers:
+                assert status == 503
+                assert headers["Retry-After"] == "5"
+                assert json.loads(body) == {
+                    "detail": "Service momentanément indisponible (base de données), réessayez dans quelques secondes.",
+                    "code": "unavailable",
+                    "retry_after": 5,
+                }
+            status, headers, body = call(
+                base, "POST", "/api/posts/", token=token, body=json.dumps({"content": "Bonjour"}).encode()
+            )
+            assert (status, json.loads(body)["code"], headers["Retry-After"]) == (503, "unavailable", "5")
+
+            status, headers, answer, _record = webhook(base)
+            assert (status, answer["error"], headers["Retry-After"]) == (503, "unavailable", "5")
+
+            status, _h, body = call(base, "GET", "/readyz")
+            ready = json.loads(body)
+            assert status == 503
+            assert ready["checks"]["database"].startswith("database unreachable")
+            assert ready["checks"]["migrations"] == "skipped: database unreachable"
+            assert call(base, "GET", "/healthz")[0] == 200  # the process itself is alive
+        finally:
+            cluster.start()
+
+        # Back: the same server process answers again without being restarted.
+        assert until(lambda: call(base, "GET", "/api/notifications/", token=token)[0] == 200, within=60, every=0.5)
+        status, _h, receipt, record_id = webhook(base)
+        assert status == 202, receipt
+        assert call(base, "GET", "/readyz")[0] == 200
+    assert stored_events(cluster, record_id) == 1

@@ -1,0 +1,111 @@
+"""Fault suite, Redis (issue 16): a real server process on a private Redis that the test stops
+and starts again. The shared Redis is never touched.
+
+With Redis down: REST reads and writes answer as usual (the rate limit counts per process,
+the skill-alias cache reads the database, after-commit jobs are logged and left to the
+sweeps), the local limit still answers 429, `/readyz` says Redis is down; once Redis is back,
+`/readyz` is 200 again and the limit is shared through Redis again.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+import redis
+
+from accounts.testing import token_for
+from emploiplus.testing import asgi_server, private_redis, until
+from matching.models import Job, SkillAlias
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+def call(base: str, method: str, path: str, token: str | None = None, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{base}{path}", data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.headers, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, json.loads(error.read() or b"null")
+
+
+def test_rest_keeps_working_with_redis_down_and_shares_limits_again_when_it_is_back(rita, alice, settings):
+    rita_token, alice_token = token_for(rita), token_for(alice)
+    SkillAlias.objects.get_or_create(alias="reactjs", defaults={"canonical": "react"})  # seeded; gone after a flush
+    with private_redis() as server, asgi_server(REDIS_URL=server.url, RATE_LIMIT_PER_MINUTE="20") as (base, _proc):
+        assert call(base, "GET", "/api/me/", alice_token)[0] == 200  # counted in Redis
+        server.stop()
+
+        # Reads and writes still answer (alice: 1 request so far, in the Redis count now gone).
+        status, _h, created = call(
+            base,
+            "POST",
+            "/api/jobs/",
+            rita_token,
+            {"title": "Développeuse Django", "required_skills": ["Django", "ReactJS"], "status": "active"},
+        )
+        assert status == 201, created
+        job = Job.objects.get(pk=created["id"])
+        assert (job.title, job.required_skills) == ("Développeuse Django", ["django", "react"])
+        status, _h, listed = call(base, "GET", f"/api/jobs/?company_id={rita.company_id}", rita_token)
+        assert status == 200 and [j["id"] for j in listed["results"]] == [str(job.pk)]
+
+        # The local limit: alice gets 20 per minute on this process, then 429 with Retry-After.
+        statuses = [call(base, "GET", "/api/me/", alice_token)[0] for _ in range(21)]
+        assert statuses == [200] * 20 + [429]
+        status, headers, body = call(base, "GET", "/api/me/", alice_token)
+        assert (status, body["code"]) == (429, "throttled")
+        assert 1 <= int(headers["Retry-After"]) <= 60
+
+        status, _h, ready = call(base, "GET", "/readyz")
+        assert status == 503
+        assert ready["checks"]["redis"].startswith("redis unreachable")
+        assert ready["checks"]["database"] == "ok"
+
+        server.start()  # back, empty: no persistence
+        assert until(lambda: call(base, "GET", "/readyz")[0] == 200)
+        # The shared window takes over again: rita's requests are counted in Redis.
+        bucket = f"{settings.REDIS_KEY_PREFIX}:ratelimit:user:{rita.pk}"
+        client = redis.Redis.from_url(server.url)
+
+        def counted_in_redis() -> bool:
+            assert call(base, "GET", "/api/me/", rita_token)[0] == 200
+            return client.zcard(bucket) > 0
+
+        assert until(counted_in_redis, every=1.0)  # the breaker probes Redis every 5 s
+    job.refresh_from_db()
+    assert job.notification_status == "queued"  # the lost enqueue is left to the sweep (test_effects)
+
+
+def test_rest_answers_while_redis_is_paused_and_counts_in_redis_again_after(alice, settings):
+    """`CLIENT PAUSE` (a Redis that accepts connections but answers nothing, e.g. a failover
+    or a long blocking command): the rate limiter gives up on it after its read timeout and
+    counts locally; requests answer 200, never a 500."""
+    token = token_for(alice)
+    with private_redis() as server, asgi_server(REDIS_URL=server.url) as (base, _proc):
+        client = redis.Redis.from_url(server.url)
+        assert call(base, "GET", "/api/me/", token)[0] == 200
+        bucket = f"{settings.REDIS_KEY_PREFIX}:ratelimit:user:{alice.pk}"
+        assert client.zcard(bucket) == 1
+        # WRITE: writes and scripts (the limiter's) wait; this client's reads and UNPAUSE do not.
+        client.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # bounded: 30 s at most
+        try:
+            statuses = [call(base, "GET", "/api/me/", token)[0] for _ in range(5)]
+        finally:
+            client.execute_command("CLIENT", "UNPAUSE")
+        assert statuses == [200] * 5
+        assert client.zcard(bucket) == 1  # none of them reached Redis
+
+        def counted_in_redis() -> bool:
+            assert call(base, "GET", "/api/me/", token)[0] == 200
+            return client.zcard(bucket) > 1
+
+        assert until(counted_in_redis, every=1.0)  # the breaker probes Redis again within 5 s
