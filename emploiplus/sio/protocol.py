@@ -94,7 +94,7 @@ def decode_socketio(text: str) -> sio.Packet:
     """A Socket.IO packet (the data of an Engine.IO MESSAGE). Binary events are refused."""
     try:
         packet = sio.Packet(encoded_packet=text)
-    except (ValueError, TypeError, IndexError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, IndexError, json.JSONDecodeError, RecursionError) as exc:
         raise ProtocolError(BAD_REQUEST, "malformed Socket.IO packet") from exc
     if packet.packet_type not in (sio.CONNECT, sio.DISCONNECT, sio.EVENT, sio.ACK):
         raise ProtocolError(BAD_REQUEST, "unsupported Socket.IO packet type")
