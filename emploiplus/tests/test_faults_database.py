@@ -7,7 +7,8 @@ The shared PostgreSQL is never touched.
   webhook sent right after answer as usual and the delivery is stored.
 - Stopped: the API answers 503 + Retry-After in its error format, the webhooks 503 (a
   sender that retries can), `/readyz` names the database; never a 500. Started again: the
-  same server answers as before, nothing restarted.
+  same server answers as before, nothing restarted. An open WebSocket gets `unavailable`
+  error frames meanwhile and sends again afterwards.
 """
 
 from __future__ import annotations
@@ -138,3 +139,71 @@ def test_with_the_database_down_it_answers_503_then_resumes_by_itself(cluster):
         assert status == 202, receipt
         assert call(base, "GET", "/readyz")[0] == 200
     assert stored_events(cluster, record_id) == 1
+
+
+def test_websocket_sends_with_the_database_down_get_unavailable_then_work_again(cluster):
+    """An open /ws/messages/ connection while PostgreSQL is stopped: each send_message gets an
+    `error` frame `unavailable` (the consumer stays up, nothing is half-stored); once the
+    database is back the same connection sends and the other participant receives."""
+    import asyncio
+
+    import websockets
+
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    token_a, token_b = make_token(alice), make_token(bob)
+    with asgi_server(DATABASE_URL=cluster.url, **SERVER_ENV) as (base, _proc):
+        assert call(base, "GET", "/api/me/", token=token_b)[0] == 200  # bob exists
+        status, _h, body = call(
+            base, "POST", "/api/conversations/", token=token_a, body=json.dumps({"participantIds": [str(bob)]}).encode()
+        )
+        assert status in (200, 201), body
+        conversation_id = json.loads(body)["id"]
+
+        async def scenario() -> tuple[list[dict], dict, dict]:
+            async with (
+                websockets.connect(f"ws://{base}/ws/messages/?token={token_a}") as ws_a,
+                websockets.connect(f"ws://{base}/ws/messages/?token={token_b}") as ws_b,
+            ):
+
+                async def frame(ws, event: str) -> dict:
+                    while True:
+                        received = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                        if received.get("event") == event:
+                            return received
+
+                for ws, ref in ((ws_a, "ja"), (ws_b, "jb")):
+                    await ws.send(json.dumps({"event": "join_conversation", "ref": ref,
+                                              "data": {"conversationId": conversation_id}}))  # fmt: skip
+                    await frame(ws, "ack")
+                await asyncio.to_thread(cluster.stop)
+                errors = []
+                try:
+                    for i in range(3):
+                        await ws_a.send(json.dumps({"event": "send_message", "ref": f"down{i}",
+                                                    "data": {"conversationId": conversation_id, "content": f"perdu {i}",
+                                                             "clientMessageId": f"down-{i}"}}))  # fmt: skip
+                        errors.append(await frame(ws_a, "error"))
+                finally:
+                    await asyncio.to_thread(cluster.start)
+                # Back: the same connection sends (its resend with the same clientMessageId too).
+                for _ in range(60):
+                    await ws_a.send(json.dumps({"event": "send_message", "ref": "up",
+                                                "data": {"conversationId": conversation_id, "content": "de retour",
+                                                         "clientMessageId": "down-0"}}))  # fmt: skip
+                    answer = json.loads(await asyncio.wait_for(ws_a.recv(), 30))
+                    while answer.get("event") not in ("ack", "error"):
+                        answer = json.loads(await asyncio.wait_for(ws_a.recv(), 30))
+                    if answer["event"] == "ack":
+                        break
+                    await asyncio.sleep(0.5)
+                received = await frame(ws_b, "new_message")
+                return errors, answer, received
+
+        errors, answer, received = asyncio.run(scenario())
+    assert [(e["ref"], e["error"]["code"]) for e in errors] == [(f"down{i}", "unavailable") for i in range(3)], errors
+    assert answer["event"] == "ack", answer
+    assert received["data"]["content"] == "de retour"
+    with psycopg.connect(cluster.url) as conn:
+        rows = conn.execute("SELECT content FROM messages WHERE conversation_id = %s", [conversation_id])
+        contents = [row[0] for row in rows]
+    assert contents == ["de retour"]  # nothing of the outage was half-stored
