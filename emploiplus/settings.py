@@ -116,6 +116,14 @@ if DB_POOL_MAX_SIZE > 0 and HTTP_THREADS + WS_DB_THREADS + 2 > DB_POOL_MAX_SIZE:
 # Seconds a thread waits for a pooled connection before the request is answered 503
 # (the database unreachable, or the pool exhausted).
 DB_POOL_TIMEOUT_SECONDS = env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0)
+# Longest a statement may run (a lock held, a runaway query) before PostgreSQL cancels it and
+# the request answers 503 like an outage (emploiplus/exceptions.py); 0 = no limit. render.yaml
+# sets it for the web service only: migrations, workers and backfills keep no limit.
+DB_STATEMENT_TIMEOUT_SECONDS = env.float("DB_STATEMENT_TIMEOUT_SECONDS", default=0.0)
+if DB_STATEMENT_TIMEOUT_SECONDS < 0:
+    raise ImproperlyConfigured("DB_STATEMENT_TIMEOUT_SECONDS must be ≥ 0.")
+if DB_STATEMENT_TIMEOUT_SECONDS > 0:
+    _db["OPTIONS"]["options"] = f"-c statement_timeout={int(DB_STATEMENT_TIMEOUT_SECONDS * 1000)}"
 # Django's backend with a pool check that survives a restarted server (emploiplus/postgres/base.py).
 _db["ENGINE"] = "emploiplus.postgres"
 if DB_POOL_MAX_SIZE > 0:

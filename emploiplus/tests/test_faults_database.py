@@ -207,3 +207,22 @@ def test_websocket_sends_with_the_database_down_get_unavailable_then_work_again(
         rows = conn.execute("SELECT content FROM messages WHERE conversation_id = %s", [conversation_id])
         contents = [row[0] for row in rows]
     assert contents == ["de retour"]  # nothing of the outage was half-stored
+
+
+def test_a_statement_stuck_behind_a_lock_is_cancelled_and_answers_503(cluster):
+    """DB_STATEMENT_TIMEOUT_SECONDS: a request whose statement waits on a lock held elsewhere
+    is cancelled by PostgreSQL and answers 503 `unavailable` (never hangs, never 500); requests
+    that do not touch the locked table are served meanwhile; once the lock goes, it works."""
+    token = make_token()
+    post = json.dumps({"content": "Bonjour"}).encode()
+    with asgi_server(DATABASE_URL=cluster.url, DB_STATEMENT_TIMEOUT_SECONDS="1", **SERVER_ENV) as (base, _proc):
+        assert call(base, "POST", "/api/posts/", token=token, body=post)[0] == 201
+        with psycopg.connect(cluster.url, autocommit=False) as locker:
+            locker.execute("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+            status, headers, body = call(base, "POST", "/api/posts/", token=token, body=post)
+            assert (status, json.loads(body)["code"], headers["Retry-After"]) == (503, "unavailable", "5"), body
+            assert call(base, "GET", "/api/notifications/", token=token)[0] == 200
+            locker.rollback()
+        assert call(base, "POST", "/api/posts/", token=token, body=post)[0] == 201
+    with psycopg.connect(cluster.url) as conn:
+        assert conn.execute("SELECT count(*) FROM posts WHERE content = 'Bonjour'").fetchone()[0] == 2

@@ -187,6 +187,12 @@ CHECKS: dict[str, tuple[str, dict[str, str], str, object]] = {
         "settings.DATABASES['default']['OPTIONS']['pool']['max_size']",
         40,
     ),
+    "DB_STATEMENT_TIMEOUT_SECONDS": (
+        "main",
+        {"DB_STATEMENT_TIMEOUT_SECONDS": "2.5"},
+        "settings.DATABASES['default']['OPTIONS']['options']",
+        "-c statement_timeout=2500",
+    ),
     "DB_POOL_TIMEOUT_SECONDS": (
         "main",
         {"DB_POOL_TIMEOUT_SECONDS": "2.5"},
