@@ -14,6 +14,7 @@ The shared PostgreSQL is never touched.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -23,6 +24,7 @@ import psycopg
 import pytest
 
 from accounts.testing import make_token
+from emploiplus import effects
 from emploiplus.testing import asgi_server, private_postgres, until
 from matching.testing import envelope, sign
 
@@ -54,10 +56,10 @@ def call(base: str, method: str, path: str, *, token: str | None = None, body: b
         return error.code, error.headers, error.read()
 
 
-def webhook(base: str) -> tuple[int, object, dict, str]:
+def webhook(base: str, company_id: str | None = None) -> tuple[int, object, dict, str]:
     record = {
         "id": str(uuid.uuid4()),
-        "company_id": str(uuid.uuid4()),
+        "company_id": company_id or str(uuid.uuid4()),
         "title": "Développeuse Django",
         "required_skills": ["Django"],
         "status": "active",
@@ -226,3 +228,50 @@ def test_a_statement_stuck_behind_a_lock_is_cancelled_and_answers_503(cluster):
         assert call(base, "POST", "/api/posts/", token=token, body=post)[0] == 201
     with psycopg.connect(cluster.url) as conn:
         assert conn.execute("SELECT count(*) FROM posts WHERE content = 'Bonjour'").fetchone()[0] == 2
+
+
+def test_a_job_that_meets_a_database_outage_is_retried_and_done_once_it_is_back(cluster):
+    """A signed job webhook acknowledged (stored, queued) before PostgreSQL stops: the worker's
+    attempts fail while it is down, RQ's retry policy (emploiplus.effects: at once, 30 s,
+    120 s) runs it again, and once the database is back the event is processed — once."""
+    from emploiplus.testing import rq_worker
+
+    company_id = str(uuid.uuid4())
+    with psycopg.connect(cluster.url) as conn:
+        conn.execute(
+            "INSERT INTO companies (id, name, logo_url, website, created_at, updated_at)"
+            " VALUES (%s, 'Acme SAS', '', '', now(), now())",
+            [company_id],
+        )
+    with asgi_server(DATABASE_URL=cluster.url, **SERVER_ENV) as (base, _proc):
+        status, _h, receipt, record_id = webhook(base, company_id)
+        assert status == 202, receipt
+    cluster.stop()
+    down = True
+    try:
+        with rq_worker(DATABASE_URL=cluster.url, DB_POOL_TIMEOUT_SECONDS="2"):
+            time.sleep(4)  # the worker's first attempts meet the outage
+            cluster.start()
+            down = False
+            processed = until(lambda: event_status(cluster, record_id) == "processed", within=90, every=1)
+            assert processed, event_status(cluster, record_id)
+            queue = effects.queue("notifications")
+            [job_id] = queue.finished_job_registry.get_job_ids()
+            assert queue.fetch_job(job_id).retries_left < 3  # it did meet the outage, and was retried
+    finally:
+        if down:
+            cluster.start()
+    with psycopg.connect(cluster.url) as conn:
+        row = conn.execute("SELECT count(*) FROM jobs WHERE id = %s", [record_id]).fetchone()
+    assert row[0] == 1  # the job the webhook announced exists, once
+
+
+def event_status(cluster, record_id: str) -> str | None:
+    try:
+        with psycopg.connect(cluster.url, connect_timeout=2) as conn:
+            row = conn.execute(
+                "SELECT status FROM webhook_events WHERE payload::text LIKE %s", [f"%{record_id}%"]
+            ).fetchone()
+    except psycopg.OperationalError:
+        return None
+    return row[0] if row else None
