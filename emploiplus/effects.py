@@ -458,7 +458,10 @@ class ChannelLayer(_RedisChannelLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
-        self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+        # The channels a receive() of each loop waits on (channel → number of waiting receives).
+        self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, int]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def receive(self, channel: str) -> dict[str, Any]:
         if "!" not in channel:
@@ -471,7 +474,8 @@ class ChannelLayer(_RedisChannelLayer):
             message = buffer.get_nowait()
         else:
             loop = asyncio.get_running_loop()
-            self._waiting[loop] = self._waiting.get(loop, 0) + 1
+            waiting = self._waiting.setdefault(loop, {})
+            waiting[channel] = waiting.get(channel, 0) + 1
             try:
                 self._ensure_reader(loop, real_channel)
                 message = await buffer.get()
@@ -479,9 +483,13 @@ class ChannelLayer(_RedisChannelLayer):
                 self.receive_buffer.pop(channel, None)  # nobody will read what comes for it
                 raise
             finally:
-                self._waiting[loop] -= 1
+                waiting[channel] -= 1
+                if not waiting[channel]:
+                    del waiting[channel]
         if buffer.empty():
             self.receive_buffer.pop(channel, None)
+        if isinstance(message, _ReaderFailed):
+            raise message.error
         return message
 
     async def close_pools(self) -> None:
@@ -502,28 +510,44 @@ class ChannelLayer(_RedisChannelLayer):
     async def _read(self, loop: asyncio.AbstractEventLoop, real_channel: str) -> None:
         """Runs while a `receive()` of this loop waits: it ends (in the same step as the check,
         so a new `receive()` starts a new reader) once nobody does — a loop that is being
-        closed is not left with a task whose cancellation redis-py may swallow mid-connect."""
+        closed is not left with a task whose cancellation redis-py may swallow mid-connect.
+
+        Redis failing fails every waiting `receive()` with the error, as channels_redis' own
+        receive raises: a consumer ends (its client reconnects and joins its groups again —
+        a restarted Redis has none of them), it is not left waiting on groups that are gone."""
         key = self.prefix + real_channel
         connection = self.connection(self.consistent_hash(real_channel))
-        while self._waiting.get(loop, 0) > 0:
+        while self._waiting.get(loop):
             try:
                 popped = await connection.zpopmin(key, self.READ_BATCH)
                 if not popped:
                     reply = await connection.bzpopmin(key, timeout=self.brpop_timeout)
                     popped = [] if reply is None else [(reply[1], reply[2])]
-            except Exception:
+            except Exception as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():  # redis-py turned our cancellation into this
                     raise asyncio.CancelledError from None
-                log.warning("channel layer reader: Redis unreachable, retrying", exc_info=True)
-                await asyncio.sleep(1)
-                continue
+                waiting = dict(self._waiting.get(loop, {}))
+                log.warning("channel layer: Redis unreachable, %d receive(s) fail: %r", sum(waiting.values()), exc)
+                for name, count in waiting.items():
+                    for _ in range(count):
+                        self.receive_buffer[name].put_nowait(_ReaderFailed(exc))
+                return
             for member, _score in popped:
                 message = self.deserialize(member)
                 channels = message.pop("__asgi_channel__", None)
                 for name in channels if isinstance(channels, list) else [channels]:
                     if name:
                         self.receive_buffer[name].put_nowait(message)
+
+
+class _ReaderFailed:
+    """Put in a waiting channel's buffer: its `receive()` raises `error`."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 # --- frames: channels_redis internals, here only --------------------------------------------

@@ -9,6 +9,7 @@ sweeps), the local limit still answers 429, `/readyz` says Redis is down; once R
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -109,3 +110,78 @@ def test_rest_answers_while_redis_is_paused_and_counts_in_redis_again_after(alic
             return client.zcard(bucket) > 1
 
         assert until(counted_in_redis, every=1.0)  # the breaker probes Redis again within 5 s
+
+
+def test_a_redis_restart_under_messaging_loses_nothing_acknowledged_and_live_delivery_resumes(alice, bob):
+    """Redis restarted (no persistence: the Channels groups are gone) while alice sends on
+    /ws/messages/: bob's consumer ends instead of waiting on groups that no longer exist, his
+    client reconnects and receives live again; every message alice got an ack for is in the
+    history."""
+    import asyncio
+
+    import websockets
+
+    from messaging.models import Message
+    from messaging.services import conversation_get_or_create_direct
+
+    conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    cid = str(conversation.pk)
+
+    with private_redis() as server, asgi_server(REDIS_URL=server.url, WS_EVENTS_PER_10_SECONDS="100000") as (base, _):
+
+        async def joined(token: str):
+            ws = await websockets.connect(f"ws://{base}/ws/messages/?token={token}", open_timeout=10)
+            await ws.send(json.dumps({"event": "join_conversation", "ref": "j", "data": {"conversationId": cid}}))
+            while json.loads(await asyncio.wait_for(ws.recv(), 10)).get("ref") != "j":
+                pass
+            return ws
+
+        async def send(ws, n: int) -> dict:
+            ref = f"m{n}"
+            data = {"conversationId": cid, "content": f"n{n}", "clientMessageId": ref}
+            await ws.send(json.dumps({"event": "send_message", "ref": ref, "data": data}))
+            while (frame := json.loads(await asyncio.wait_for(ws.recv(), 15))).get("ref") != ref:
+                pass
+            return frame
+
+        async def scenario() -> tuple[list[str], bool, dict]:
+            ws_a, ws_b = await joined(token_for(alice)), await joined(token_for(bob))
+            acked = []
+            for n in range(5):
+                if (await send(ws_a, n))["event"] == "ack":
+                    acked.append(f"n{n}")
+            await asyncio.to_thread(server.stop)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                for n in range(5, 10):  # during the outage: stored (PostgreSQL), frames lost
+                    if (await send(ws_a, n))["event"] == "ack":
+                        acked.append(f"n{n}")
+            # bob's consumer ends: its receive failed with Redis (not a deaf open socket).
+            bob_closed = False
+            try:
+                while True:  # bounded: a deaf socket fails the test with TimeoutError
+                    await asyncio.wait_for(ws_b.recv(), 20)
+            except websockets.ConnectionClosed:
+                bob_closed = True
+            await asyncio.to_thread(server.start)
+            # Both reconnect (as socket.io-client / a frontend would) and live delivery resumes.
+            for _ in range(60):
+                try:
+                    ws_a, ws_b = await joined(token_for(alice)), await joined(token_for(bob))
+                    break
+                except (OSError, websockets.ConnectionClosed, websockets.InvalidStatus, TimeoutError):
+                    await asyncio.sleep(0.5)
+            frame = await send(ws_a, 10)
+            assert frame["event"] == "ack", frame
+            acked.append("n10")
+            while (live := json.loads(await asyncio.wait_for(ws_b.recv(), 15))).get("event") != "new_message":
+                pass
+            await ws_a.close()
+            await ws_b.close()
+            return acked, bob_closed, live
+
+        acked, bob_closed, live = asyncio.run(scenario())
+    assert bob_closed  # the server ended bob's connection
+    assert live["data"]["content"] == "n10"
+    stored = set(Message.objects.filter(conversation=conversation).values_list("content", flat=True))
+    assert set(acked) <= stored, (acked, stored)  # nothing acknowledged is lost
+    assert len(acked) >= 6  # the 5 before the outage and the one after, at least
