@@ -185,3 +185,29 @@ def test_a_redis_restart_under_messaging_loses_nothing_acknowledged_and_live_del
     stored = set(Message.objects.filter(conversation=conversation).values_list("content", flat=True))
     assert set(acked) <= stored, (acked, stored)  # nothing acknowledged is lost
     assert len(acked) >= 6  # the 5 before the outage and the one after, at least
+
+
+def test_a_socketio_websocket_is_closed_when_redis_fails_not_left_deaf(alice):
+    """The Socket.IO transport does as /ws/: a failed channel-layer receive (the consumer's own
+    channel, emploiplus.effects.ChannelLayer) ends the consumer and closes the socket — the
+    client reconnects and joins its groups again — rather than leaving it open and deaf."""
+    import asyncio
+
+    import websockets
+
+    with private_redis() as server, asgi_server(REDIS_URL=server.url) as (base, _):
+
+        async def scenario() -> bool:
+            url = f"ws://{base}/socket.io/?EIO=4&transport=websocket&token={token_for(alice)}"
+            async with websockets.connect(url, open_timeout=10) as ws:
+                assert (await asyncio.wait_for(ws.recv(), 10)).startswith("0")
+                await ws.send("40/messages,")
+                assert (await asyncio.wait_for(ws.recv(), 10)).startswith("40/messages,")
+                await asyncio.to_thread(server.stop)
+                try:
+                    while True:  # bounded: a deaf socket fails the test with TimeoutError
+                        await asyncio.wait_for(ws.recv(), 20)
+                except websockets.ConnectionClosed:
+                    return True
+
+        assert asyncio.run(scenario())
