@@ -61,12 +61,19 @@ log = logging.getLogger(__name__)
 ClientGone = (_DaphneDisconnected, OSError)
 
 
-def _client_gone(exc: BaseException) -> bool:
-    """uvicorn also raises RuntimeError("Unexpected ASGI message 'websocket.send', after sending
-    'websocket.close' …") for a send racing the close."""
-    return isinstance(exc, ClientGone) or (
-        isinstance(exc, RuntimeError) and "after sending 'websocket.close'" in str(exc)
-    )
+async def send_or_drop(consumer: AsyncWebsocketConsumer, text: str) -> bool:
+    """Send a text frame; False (dropped) when the client is already gone: ClientGone, or
+    uvicorn's RuntimeError("Unexpected ASGI message 'websocket.send', after sending
+    'websocket.close' …") for a send racing our own close. Every consumer sends through this."""
+    try:
+        await consumer.send(text_data=text)
+    except ClientGone:
+        return False
+    except RuntimeError as exc:
+        if "after sending 'websocket.close'" not in str(exc):
+            raise
+        return False
+    return True
 
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -239,10 +246,9 @@ class EventConsumer(AsyncWebsocketConsumer):
     # --- frames out -----------------------------------------------------------------
     async def send_frame(self, frame: dict[str, Any]) -> None:
         text = json.dumps(frame, separators=(",", ":"), default=str)
-        try:
-            await self.send(text_data=text)
+        if await send_or_drop(self, text):
             metrics.ws_sent(getattr(self, "_metrics_namespace", None), frame.get("event"))
-        except ClientGone:
+        else:
             # The client closed between this event's arrival and its send. Dropping the frame
             # is all there is to do: the websocket.disconnect message that follows runs the
             # cleanup (presence, rooms). Letting it raise would kill the consumer and skip it.

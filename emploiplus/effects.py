@@ -71,6 +71,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 
@@ -436,7 +437,6 @@ def _enqueue_jobs(jobs: list[Job]) -> None:
 
 
 # --- the channel layer: channels_redis, with one receive loop per process -----------------------
-from channels_redis.core import RedisChannelLayer as _RedisChannelLayer  # noqa: E402
 
 
 class ChannelLayer(_RedisChannelLayer):

@@ -29,7 +29,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from emploiplus import effects, metrics
-from emploiplus.consumers import ClientGone, _client_gone, dispatch_without_connection_hop
+from emploiplus.consumers import dispatch_without_connection_hop, send_or_drop
 from emploiplus.realtime import EventWindow, expires_at
 from emploiplus.sio import polling, protocol
 from emploiplus.sio.protocol import ProtocolError
@@ -238,11 +238,7 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
 
     async def send_text(self, text: str) -> None:
         async with self._send_lock:
-            try:
-                await self.send(text_data=text)
-            except (*ClientGone, RuntimeError) as exc:
-                if not _client_gone(exc):
-                    raise
+            if not await send_or_drop(self, text):
                 log.debug("socket.io packet dropped: the client is gone")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 
 from accounts.testing import token_for
 from emploiplus.redis import get_redis
-from emploiplus.testing import asgi_server
+from emploiplus.testing import asgi_server, until
 from messaging import presence
 from messaging.services import conversation_get_or_create_direct
 
@@ -166,6 +166,18 @@ async def _ws(address: str, query: str):
     return await connect(f"ws://{address}/socket.io/?EIO=4&transport=websocket{query}", open_timeout=10)
 
 
+async def _probe_upgrade(address: str, client: Polling):
+    """The first half of the upgrade: a websocket for the session, `2probe` → `3probe`, and the
+    long poll pending meanwhile flushed with a NOOP. The caller sends `5` when it is ready."""
+    ws = await _ws(address, f"&sid={client.sid}")
+    pending = asyncio.ensure_future(asyncio.to_thread(client.get))
+    await asyncio.sleep(0.3)  # let the poll reach the server (it must be pending, not yet sent)
+    await ws.send("2probe")
+    assert await asyncio.wait_for(ws.recv(), 5) == "3probe"
+    assert await asyncio.wait_for(pending, 5) == ["6"]  # the pending poll is flushed with a NOOP
+    return ws
+
+
 def test_it_upgrades_a_polling_session_to_websocket_and_keeps_its_namespaces(alice, bob):
     conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
     with asgi_server() as (address, _):
@@ -178,12 +190,7 @@ def test_it_upgrades_a_polling_session_to_websocket_and_keeps_its_namespaces(ali
         assert client.get() == [f'43/messages,1[{{"conversationId":"{conversation.pk}"}}]']
 
         async def upgrade() -> list[str]:
-            ws = await _ws(address, f"&sid={client.sid}")
-            pending = asyncio.ensure_future(asyncio.to_thread(client.get))
-            await asyncio.sleep(0.3)
-            await ws.send("2probe")
-            assert await asyncio.wait_for(ws.recv(), 5) == "3probe"
-            assert await asyncio.wait_for(pending, 5) == ["6"]  # the pending poll is flushed with a NOOP
+            ws = await _probe_upgrade(address, client)
             await ws.send("5")
             await asyncio.sleep(0.3)
             # The namespace (and the room it joined) now lives on the socket.
@@ -208,12 +215,7 @@ def test_a_connect_error_answered_after_the_last_poll_reaches_the_upgraded_socke
         client.open()
 
         async def upgrade() -> list[str]:
-            ws = await _ws(address, f"&sid={client.sid}")
-            pending = asyncio.ensure_future(asyncio.to_thread(client.get))
-            await asyncio.sleep(0.3)
-            await ws.send("2probe")
-            assert await asyncio.wait_for(ws.recv(), 5) == "3probe"
-            assert await asyncio.wait_for(pending, 5) == ["6"]
+            ws = await _probe_upgrade(address, client)
             bad = json.dumps({"token": "not-a-token"})
             assert (await asyncio.to_thread(client.post, f"40/messages,{bad}"))[2] == "ok"
             await ws.send("5")
@@ -274,7 +276,7 @@ def test_socketio_traffic_is_in_the_websocket_metrics(alice, bob):
             conn.close()
             return body
 
-        async def traffic() -> tuple[str, str]:
+        async def traffic() -> str:
             ws = await _ws(address, f"&token={token_for(alice)}")
             assert (await asyncio.wait_for(ws.recv(), 5)).startswith("0")
             await ws.send("40/messages,")
@@ -286,14 +288,15 @@ def test_socketio_traffic_is_in_the_websocket_metrics(alice, bob):
             assert (await asyncio.wait_for(ws.recv(), 5)).startswith('42/messages,["error"')
             during = await asyncio.to_thread(scrape)
             await ws.close()
-            for _ in range(100):  # the server notices the close asynchronously
-                after = await asyncio.to_thread(scrape)
-                if value(after, "emploiplus_websocket_connections", namespace="messages") == 0:
-                    break
-                await asyncio.sleep(0.1)
-            return during, after
+            return during
 
-        during, after = asyncio.run(traffic())
+        during = asyncio.run(traffic())
+
+        def after_the_close() -> str | None:  # the server notices the close asynchronously
+            text = scrape()
+            return text if value(text, "emploiplus_websocket_connections", namespace="messages") == 0 else None
+
+        after = until(after_the_close) or scrape()
     assert value(during, "emploiplus_websocket_connections", namespace="messages") == 1
     assert value(after, "emploiplus_websocket_connections", namespace="messages") == 0
     received = "emploiplus_websocket_messages_received_total"
