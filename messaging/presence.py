@@ -24,6 +24,15 @@ is sent at the next sweep of any live process: within TTL + HEARTBEAT seconds
 (40 s by default). Queries (`online_user_ids`) never trust an expired entry, so they
 are exact to TTL even when no process is left to sweep.
 
+Late writes: a TOUCH, LEAVE or SWEEP whose caller stopped waiting (its read timed out: a
+partition, a stalled Redis) may still run later — the kernel keeps retransmitting what a
+closed socket had written, so it lands once the network heals, and what it changed is
+announced by nobody (a user back online unannounced; removed from the index and `user_offline`
+never sent, subscribers then show them online for good). Each script therefore carries a
+deadline in Redis time (`ARGV[1]`, this process's estimate of Redis' clock plus half its
+client's read timeout, see `_Clock`) and changes nothing when it runs later (returns LATE):
+whatever it would have done is done by the next heartbeat, the next sweep or the TTL.
+
 The scripts touch keys derived from their arguments (one user's set per user id), so
 they need a single Redis (or a cluster with every presence key in one hash slot).
 """
@@ -35,6 +44,7 @@ import atexit
 import contextlib
 import functools
 import logging
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -67,43 +77,48 @@ def connections_key(user_id: object) -> str:
 
 # now() in Redis server time, in seconds with microseconds.
 _NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+# ARGV[1] of every script that writes: its deadline in Redis time (0: none). Later, it
+# changes nothing and returns LATE (module docstring, "Late writes").
+LATE = -1
+_ON_TIME = _NOW + "if tonumber(ARGV[1]) > 0 and now > tonumber(ARGV[1]) then return -1 end\n"
 
 # KEYS[1] = the user's connection set, KEYS[2] = online index.
-# ARGV[1] = ttl, ARGV[2] = user id, ARGV[3..] = connection ids.
+# ARGV[1] = deadline, ARGV[2] = ttl, ARGV[3] = user id, ARGV[4..] = connection ids.
 # Returns 1 when the user was not counted as online before (→ user_online).
 TOUCH = (
-    _NOW
+    _ON_TIME
     + """
-local expiry = now + tonumber(ARGV[1])
+local expiry = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], expiry, ARGV[i]) end
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1])) + 60)
-return redis.call('ZADD', KEYS[2], 'GT', expiry, ARGV[2])
+for i = 4, #ARGV do redis.call('ZADD', KEYS[1], expiry, ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
+return redis.call('ZADD', KEYS[2], 'GT', expiry, ARGV[3])
 """
 )
 
-# KEYS as TOUCH; ARGV[1] = user id, ARGV[2] = connection id.
+# KEYS as TOUCH; ARGV[1] = deadline, ARGV[2] = user id, ARGV[3] = connection id.
 # Returns 1 when this was the user's last live connection (→ user_offline).
 LEAVE = (
-    _NOW
+    _ON_TIME
     + """
-redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
 redis.call('DEL', KEYS[1])
-return redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[2])
 """
 )
 
-# KEYS[1] = online index; ARGV[1] = connection-set key prefix, ARGV[2] = batch size.
-# Returns the ids of the users whose every connection expired (→ user_offline).
+# KEYS[1] = online index; ARGV[1] = deadline, ARGV[2] = connection-set key prefix,
+# ARGV[3] = batch size. Returns the ids of the users whose every connection expired
+# (→ user_offline).
 SWEEP = (
-    _NOW
+    _ON_TIME
     + """
 local gone = {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, uid in ipairs(due) do
-    local conns = ARGV[1] .. uid
+    local conns = ARGV[2] .. uid
     redis.call('ZREMRANGEBYSCORE', conns, '-inf', now)
     local latest = redis.call('ZRANGE', conns, -1, -1, 'WITHSCORES')
     if latest[2] then
@@ -147,6 +162,56 @@ async def aonline_user_ids(user_ids: Iterable[object]) -> list[str]:
     return [uid for uid, flag in zip(ids, flags, strict=True) if flag]
 
 
+# --- deadlines: this process's view of Redis' clock -----------------------------------
+# Read timeouts of the two clients (`_aredis` here, `emploiplus.redis.get_redis` for the
+# sync calls); a script must run within half of its client's, so that one that runs is
+# answered while its caller still waits.
+ASYNC_READ_TIMEOUT = 10.0
+SYNC_READ_TIMEOUT = 5.0  # emploiplus.redis.get_redis
+
+
+class _Clock:
+    """Redis time minus this process's monotonic clock, from the latest `TIME` reply (the
+    heartbeat asks for it in its pipeline): no host clock is trusted, as for the expiries.
+    The reply's travel makes the estimate a little early, which only shortens the slack."""
+
+    REFRESH_SECONDS = 60.0  # without a heartbeat to read it (no connection here), read it again
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+        self.observed_at = 0.0
+
+    def stale(self) -> bool:
+        return self.offset is None or time.monotonic() - self.observed_at > self.REFRESH_SECONDS
+
+    def observe(self, redis_time: tuple[int, int]) -> None:
+        seconds, micros = redis_time
+        self.observed_at = time.monotonic()
+        self.offset = seconds + micros / 1_000_000 - self.observed_at
+
+    def deadline(self, read_timeout: float) -> float:
+        """The deadline of a script sent now (0, none, before the first observation)."""
+        if self.offset is None:
+            return 0
+        return time.monotonic() + self.offset + read_timeout / 2
+
+
+_clock = _Clock()
+
+
+async def _adeadline() -> float:
+    if _clock.stale():
+        _clock.observe(await _aredis().time())
+    return _clock.deadline(ASYNC_READ_TIMEOUT)
+
+
+def _late(result: Any, what: str) -> bool:
+    if result == LATE:
+        log.warning("presence: a %s reached Redis too late and was not applied (a partition, a stalled Redis)", what)
+        return True
+    return False
+
+
 # --- one registry (and one heartbeat task) per event loop ------------------------------
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Registry] = weakref.WeakKeyDictionary()
@@ -159,7 +224,11 @@ def _aredis() -> aioredis.Redis:
         # A blocking pool: a burst of connects waits for a free connection instead of
         # failing (redis-py's default pool raises past 100 connections).
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=50, timeout=20, socket_connect_timeout=2, socket_timeout=10
+            settings.REDIS_URL,
+            max_connections=50,
+            timeout=20,
+            socket_connect_timeout=2,
+            socket_timeout=ASYNC_READ_TIMEOUT,
         )
         client = aioredis.Redis(connection_pool=pool)
         _clients[loop] = client
@@ -216,7 +285,11 @@ def release_all_sync() -> list[str]:
     for registry in list(_registries.values()):
         for connection_id, (uid, _email) in list(registry.connections.items()):
             try:
-                if get_redis().eval(LEAVE, 2, connections_key(uid), online_index_key(), uid, connection_id):
+                deadline = _clock.deadline(SYNC_READ_TIMEOUT)
+                left = get_redis().eval(
+                    LEAVE, 2, connections_key(uid), online_index_key(), deadline, uid, connection_id
+                )
+                if not _late(left, "LEAVE at exit") and left:
                     offline.append(uid)
             except Exception:  # Redis gone: the TTL expires them
                 log.warning("presence cleanup at exit failed", exc_info=True)
@@ -247,9 +320,12 @@ async def connect(*, user_id: object, email: str, connection_id: str) -> bool:
     registry = _registry()
     registry.connections[connection_id] = (uid, email or "")
     registry.ensure_task()
+    deadline = await _adeadline()
     became_online = await _aredis().eval(
-        TOUCH, 2, connections_key(uid), online_index_key(), ttl_seconds(), uid, connection_id
+        TOUCH, 2, connections_key(uid), online_index_key(), deadline, ttl_seconds(), uid, connection_id
     )
+    if _late(became_online, "TOUCH"):
+        return False  # the next heartbeat registers it (and announces user_online)
     if became_online:
         await _announce_online(uid, email or "")
     return bool(became_online)
@@ -261,9 +337,12 @@ async def touch(*, user_id: object, email: str, connection_ids: list[str]) -> bo
     touches them); announce `user_online` if the user was not online. Released with
     `disconnect`, or expired by the TTL like a dead process's."""
     uid = str(user_id)
+    deadline = await _adeadline()
     became_online = await _aredis().eval(
-        TOUCH, 2, connections_key(uid), online_index_key(), ttl_seconds(), uid, *connection_ids
+        TOUCH, 2, connections_key(uid), online_index_key(), deadline, ttl_seconds(), uid, *connection_ids
     )
+    if _late(became_online, "TOUCH"):
+        return False  # the session's next request touches it again
     if became_online:
         await _announce_online(uid, email or "")
     return bool(became_online)
@@ -276,7 +355,12 @@ async def disconnect(*, user_id: object, connection_id: str) -> bool:
     registry.connections.pop(connection_id, None)
     if not registry.connections:
         registry.wake.set()
-    went_offline = await _aredis().eval(LEAVE, 2, connections_key(uid), online_index_key(), uid, connection_id)
+    deadline = await _adeadline()
+    went_offline = await _aredis().eval(
+        LEAVE, 2, connections_key(uid), online_index_key(), deadline, uid, connection_id
+    )
+    if _late(went_offline, "LEAVE"):
+        return False  # the connection expires with its TTL; a sweep announces user_offline
     if went_offline:
         await _announce_offline(uid)
     return bool(went_offline)
@@ -299,16 +383,25 @@ async def heartbeat(
         by_user.setdefault(uid, (email, []))[1].append(connection_id)
     if not by_user:
         return
-    ttl = ttl_seconds()
+    ttl, deadline = ttl_seconds(), await _adeadline()
     async with _aredis().pipeline(transaction=False) as pipe:
         for uid, (_email, conn_ids) in by_user.items():
-            pipe.eval(TOUCH, 2, connections_key(uid), online_index_key(), ttl, uid, *conn_ids)
-        results: list[Any] = await pipe.execute()
+            pipe.eval(TOUCH, 2, connections_key(uid), online_index_key(), deadline, ttl, uid, *conn_ids)
+        pipe.time()  # Redis' clock, for the next deadlines
+        *results, redis_time = await pipe.execute()
+    _clock.observe(redis_time)
+    if LATE in results:
+        log.warning("presence: %d heartbeat TOUCH(es) reached Redis too late and were not applied", results.count(LATE))
     for (uid, (email, conn_ids)), became_online in zip(by_user.items(), results, strict=True):
+        if became_online == LATE:
+            continue  # not applied: the next heartbeat refreshes them
         left = [c for c in conn_ids if c not in connections]
         went_offline = False
         for connection_id in left:
-            if await _aredis().eval(LEAVE, 2, connections_key(uid), online_index_key(), uid, connection_id):
+            leave = await _aredis().eval(
+                LEAVE, 2, connections_key(uid), online_index_key(), await _adeadline(), uid, connection_id
+            )
+            if leave == 1:
                 went_offline = True
         if became_online and len(left) < len(conn_ids):
             await _announce_online(uid, email)  # a user swept while this process was stalled is back
@@ -320,7 +413,9 @@ async def heartbeat(
 
 async def sweep(batch: int = 500) -> list[str]:
     """Drop users whose every connection expired; announce `user_offline` for each."""
-    gone = await _aredis().eval(SWEEP, 1, online_index_key(), connections_key(""), batch)
+    gone = await _aredis().eval(SWEEP, 1, online_index_key(), await _adeadline(), connections_key(""), batch)
+    if _late(gone, "sweep"):
+        return []  # the next sweep does it
     offline = [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
     for uid in offline:
         await _announce_offline(uid)

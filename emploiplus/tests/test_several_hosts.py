@@ -743,11 +743,17 @@ def test_a_web_host_cut_off_from_the_database_and_redis_for_10_s_recovers(stack)
                 await asyncio.to_thread(thread.join, 2 * WAIT)
         await asyncio.sleep(1)  # the last frames
 
-        # Presence on both hosts, within TTL + heartbeat of the heal: alice online, carol not.
+        # Presence on both hosts, within TTL + heartbeat of the heal: alice online, carol not —
+        # and carol, who left during the cut, never came back (a late write, messaging.presence).
         bound = TTL + HEARTBEAT + 5
         presence = {
             "alice online, carol offline": await poll(lambda: get_online(watcher, both), [alice.id], within=bound)
         }
+        seen_after_heal = []
+        while time.monotonic() < timeline.heal + bound:
+            seen_after_heal.append(await get_online(watcher, {"userIds": [carol.id]}))
+            await asyncio.sleep(0.2)
+        presence["carol never online after the heal"] = not any(seen_after_heal)
         if alice_watcher.closed.is_set():
             alice_watcher = await Session.open("sio", base1, "presence", alice.token)
         bob_only = {"userIds": [bob.id]}
@@ -818,6 +824,8 @@ def test_a_web_host_cut_off_from_the_database_and_redis_for_10_s_recovers(stack)
     assert [http(b, "GET", "/api/me/", token=limited.token)[0] for b in (base1, base2)] == [429, 429]
 
     assert result["presence"] == dict.fromkeys(result["presence"], True), result
+    carol_events = [event for event, user_id in result["seen"] if user_id == carol.id]
+    assert carol_events == ["user_online", "user_offline"], result["seen"]  # once each, never again
     outcomes = collections.Counter()
     for sender in senders:
         for (phase, outcome), count in sender.outcomes.items():

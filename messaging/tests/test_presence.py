@@ -90,7 +90,9 @@ async def test_it_expires_connections_of_a_dead_process(alice, bob, settings):
     settings.PRESENCE_HEARTBEAT_SECONDS = 0.2
     # The dead process's registration: exactly what its consumer's connect() wrote.
     r = get_redis()
-    r.eval(presence.TOUCH, 2, presence.connections_key(bob.pk), presence.online_index_key(), 1, str(bob.pk), "dead.1")
+    r.eval(
+        presence.TOUCH, 2, presence.connections_key(bob.pk), presence.online_index_key(), 0, 1, str(bob.pk), "dead.1"
+    )
     assert presence.online_user_ids([bob.pk]) == {str(bob.pk)}
 
     watcher = await ws(P, alice)  # a live process: heartbeats its own socket and sweeps
@@ -226,6 +228,52 @@ async def test_a_heartbeat_landing_after_a_tab_left_does_not_bring_it_back(alice
         assert await watcher.nothing()
         await presence.disconnect(user_id=bob.pk, connection_id="tab-3")
         await watcher.recv_event("user_offline")
+    finally:
+        await watcher.close()
+
+
+def test_a_presence_write_that_reaches_redis_too_late_changes_nothing(bob):
+    """A TOUCH, LEAVE or SWEEP whose caller stopped waiting can still reach Redis later: the
+    kernel retransmits what a socket closed on a read timeout had written, so it lands once a
+    partition heals, and nobody announces what it changed (several hosts: a user who left
+    during the cut was back online, unannounced, after the heal). Each carries a deadline in
+    Redis time and, past it, changes nothing."""
+    r = get_redis()
+    seconds, micros = r.time()
+    now = seconds + micros / 1_000_000
+    conns, index, uid = presence.connections_key(bob.pk), presence.online_index_key(), str(bob.pk)
+
+    assert r.eval(presence.TOUCH, 2, conns, index, now - 1, 30, uid, "tab-1") == presence.LATE
+    assert presence.online_user_ids([bob.pk]) == set() and r.zscore(index, uid) is None
+    assert r.eval(presence.TOUCH, 2, conns, index, now + 60, 30, uid, "tab-1") == 1  # on time
+    assert r.eval(presence.LEAVE, 2, conns, index, now - 1, uid, "tab-1") == presence.LATE
+    assert presence.online_user_ids([bob.pk]) == {uid}
+    r.zadd(conns, {"tab-1": now - 5})  # expired, as if its process had died
+    r.zadd(index, {uid: now - 5})
+    assert r.eval(presence.SWEEP, 1, index, now - 1, presence.connections_key(""), 500) == presence.LATE
+    assert r.zscore(index, uid) is not None  # left for a sweep on time, which announces it
+    assert r.eval(presence.SWEEP, 1, index, 0, presence.connections_key(""), 500) == [uid.encode()]
+
+
+async def test_a_registration_that_came_too_late_is_made_and_announced_by_the_next_heartbeat(alice, bob, settings):
+    """This process's writes arrive late (its estimate of Redis' clock is set 100 s behind):
+    bob's connect registers nothing and announces nothing; the next heartbeat reads Redis'
+    clock again, the one after registers bob and announces user_online."""
+    settings.PRESENCE_HEARTBEAT_SECONDS = 0.2
+    watcher = await ws(P, alice)
+    await contacts(alice, bob, after=(watcher,))
+    try:
+        await watcher.call_ok("subscribe", {"userIds": [str(bob.pk)]})
+        await watcher.recv_event("presence_state")
+        assert presence._clock.offset is not None  # set by alice's own connect
+        presence._clock.offset -= 100
+        assert await presence.connect(user_id=bob.pk, email=bob.email, connection_id="tab-late") is False
+        assert presence.online_user_ids([bob.pk]) == set()
+        online = await watcher.recv_event("user_online")  # a heartbeat or two later
+        assert online["data"]["userId"] == str(bob.pk)
+        assert presence.online_user_ids([bob.pk]) == {str(bob.pk)}
+        await presence.disconnect(user_id=bob.pk, connection_id="tab-late")
+        assert (await watcher.recv_event("user_offline"))["data"]["userId"] == str(bob.pk)
     finally:
         await watcher.close()
 

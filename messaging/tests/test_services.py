@@ -143,7 +143,14 @@ def test_it_hands_messages_for_offline_recipients_to_notifications(alice, bob, c
     from notifications.models import Notification
 
     presence.get_redis().eval(
-        presence.TOUCH, 2, presence.connections_key(charlie.pk), presence.online_index_key(), 30, str(charlie.pk), "c1"
+        presence.TOUCH,
+        2,
+        presence.connections_key(charlie.pk),
+        presence.online_index_key(),
+        0,
+        30,
+        str(charlie.pk),
+        "c1",
     )
     group = conversation_create_group(user=alice, participant_ids=[bob.pk, charlie.pk])
     message, _ = message_send(user=alice, conversation_id=group.pk, content="Entretien demain ?")
@@ -177,7 +184,7 @@ def test_it_sends_a_message_in_one_statement(alice, bob, charlie):
 
     # bob online: no push (an offline recipient's push is the notifications app's queries)
     presence.get_redis().eval(
-        presence.TOUCH, 2, presence.connections_key(bob.pk), presence.online_index_key(), 30, str(bob.pk), "b1"
+        presence.TOUCH, 2, presence.connections_key(bob.pk), presence.online_index_key(), 0, 30, str(bob.pk), "b1"
     )
     conversation, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
     attachments = [{"url": "https://files.test/cv.pdf", "name": "cv.pdf", "mime": "application/pdf", "size": 10}]
