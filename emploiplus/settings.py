@@ -97,6 +97,21 @@ if not _db.get("NAME"):
     raise ImproperlyConfigured("DATABASE_URL is malformed (no database name).")
 _db.setdefault("OPTIONS", {})
 _db["OPTIONS"].setdefault("connect_timeout", 5)
+# A connection the network stopped carrying (a partition, a host cut off, a failover that drops
+# packets instead of closing) fails instead of waiting: libpq's TCP keepalives find a dead idle
+# one, `tcp_user_timeout` ends one whose sent data stays unacknowledged for 10 s. The request
+# then answers 503 `unavailable` (emploiplus/exceptions.py) instead of hanging for as long as the
+# partition lasts — the kernel alone gives up after ~15 min (emploiplus/tests/test_several_hosts.py,
+# README "Faults"). A slow but reachable server acknowledges at once: long statements are not
+# affected. Parameters in DATABASE_URL (`?tcp_user_timeout=…`) win; Unix sockets ignore them.
+for _name, _value in (
+    ("keepalives", 1),
+    ("keepalives_idle", 10),
+    ("keepalives_interval", 5),
+    ("keepalives_count", 3),
+    ("tcp_user_timeout", 10_000),
+):
+    _db["OPTIONS"].setdefault(_name, _value)
 # Under ASGI every request's sync code runs in its own thread, so per-thread persistent
 # connections (CONN_MAX_AGE) would open one connection per request and leak them.
 # A psycopg pool per process instead: connections are borrowed per request and returned.

@@ -77,6 +77,39 @@ def test_it_refuses_more_request_threads_than_pooled_connections():
     assert manage_check(DB_POOL_MAX_SIZE="10", HTTP_THREADS="4").returncode == 0
 
 
+TCP_OPTIONS = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+
+
+def test_database_connections_give_up_on_a_network_that_stopped_carrying_them():
+    """libpq's TCP keepalives and tcp_user_timeout are on by default: with a web host cut off
+    from PostgreSQL (emploiplus/tests/test_several_hosts.py; 45 s by hand), requests answered
+    503 `unavailable` after 10–20 s instead of waiting for the network to come back; a
+    parameter in DATABASE_URL wins."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    try:
+        used = connection.connection.info.get_parameters()  # what libpq connected with
+        assert {name: used.get(name) for name in TCP_OPTIONS} == TCP_OPTIONS
+    finally:
+        connection.close()
+    url = database_url_for_tests()
+    url += ("&" if "?" in url else "?") + "tcp_user_timeout=0&keepalives_idle=30"
+    code = (
+        "import django; django.setup(); from django.conf import settings;"
+        "o = settings.DATABASES['default']['OPTIONS'];"
+        "print(o['tcp_user_timeout'], o['keepalives_idle'], o['keepalives'])"
+    )
+    result = run([sys.executable, "-c", code], DATABASE_URL=url)
+    assert result.stdout.split() == ["0", "30", "1"], result.stderr
+
+
 def test_it_requires_a_secret_key_when_debug_is_off():
     assert_one_line(manage_check(DEBUG="0", SECRET_KEY=None), "SECRET_KEY is not set")
 
