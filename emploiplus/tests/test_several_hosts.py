@@ -808,7 +808,7 @@ def test_a_web_host_cut_off_from_the_database_and_redis_for_10_s_recovers(stack)
     assert pushes(stack, [dev]) == {(dev.id, "job_match", job_id): 1 for job_id in webhooks}
 
     # The rate limit is shared by both hosts again: RATE_LIMIT requests split across them, then 429 on both.
-    prober, limited = person(stack, web1), person(stack, web1)
+    prober = person(stack, web1)
     client, bucket = stack.redis(), f"{settings.REDIS_KEY_PREFIX}:ratelimit:user:{{}}"
 
     def counted_in_redis() -> bool:  # web1's limiter probes Redis again every 5 s
@@ -816,6 +816,7 @@ def test_a_web_host_cut_off_from_the_database_and_redis_for_10_s_recovers(stack)
         return client.zcard(bucket.format(prober.id)) > 0
 
     assert until(counted_in_redis, within=20, every=1.0)
+    limited = person(stack, web1)
     statuses = [
         http((base1, base2)[n % 2], "GET", "/api/notifications/unread-count/", token=limited.token)[0]
         for n in range(RATE_LIMIT - 1)
