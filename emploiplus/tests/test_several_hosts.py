@@ -240,34 +240,45 @@ class Session:
                         self.waiting.pop(frame["ref"]).set_result(frame)
                     else:
                         self._push(frame["event"], frame.get("data") or {})
-                elif raw == "2":
-                    await self.ws.send("3")
-                elif raw.startswith(f"43/{self.namespace},"):
-                    rest = raw[len(f"43/{self.namespace},") :]
-                    ack_id = rest[: rest.index("[")]
-                    [payload] = json.loads(rest[len(ack_id) :])
-                    future = self.waiting.pop(ack_id, None)
-                    if future is not None:
-                        is_error = isinstance(payload, dict) and set(payload) == {"error"}
-                        future.set_result(
-                            {"event": "error", "error": payload["error"]}
-                            if is_error
-                            else {"event": "ack", "data": payload}
-                        )
-                elif raw.startswith(f"42/{self.namespace},"):
-                    event, *data = json.loads(raw[len(f"42/{self.namespace},") :])
-                    self._push(event, data[0] if data else {})
-                elif raw.startswith(f"41/{self.namespace},") or raw.startswith("1"):
+                elif not await self._sio_packet(raw):
                     break
         except websockets.ConnectionClosed:
             pass
         finally:
-            self.closed.set()
-            for future in self.waiting.values():
-                if not future.done():
-                    future.set_exception(Closed())
-            self.waiting.clear()
-            self.arrived.set()
+            self._ended()
+
+    async def _sio_packet(self, raw: str) -> bool:
+        """One Engine.IO / Socket.IO packet from the server; False when the session ended."""
+        ns = f"/{self.namespace},"
+        if raw == "2":
+            await self._send("3")
+        elif raw.startswith(f"43{ns}"):
+            rest = raw[len(f"43{ns}") :]
+            ack_id = rest[: rest.index("[")]
+            [payload] = json.loads(rest[len(ack_id) :])
+            future = self.waiting.pop(ack_id, None)
+            if future is not None:
+                is_error = isinstance(payload, dict) and set(payload) == {"error"}
+                future.set_result(
+                    {"event": "error", "error": payload["error"]} if is_error else {"event": "ack", "data": payload}
+                )
+        elif raw.startswith(f"42{ns}"):
+            event, *data = json.loads(raw[len(f"42{ns}") :])
+            self._push(event, data[0] if data else {})
+        elif raw.startswith((f"41{ns}", f"44{ns}", "1")):
+            return False
+        return True
+
+    async def _send(self, text: str) -> None:
+        await self.ws.send(text)
+
+    def _ended(self) -> None:
+        self.closed.set()
+        for future in self.waiting.values():
+            if not future.done():
+                future.set_exception(Closed())
+        self.waiting.clear()
+        self.arrived.set()
 
     def _push(self, event: str, data: dict) -> None:
         self.pushes.append((event, data))
@@ -283,10 +294,10 @@ class Session:
         future = self.waiting[ref] = asyncio.get_running_loop().create_future()
         try:
             if self.transport == "ws":
-                await self.ws.send(json.dumps({"event": event, "data": data, "ref": ref}))
+                await self._send(json.dumps({"event": event, "data": data, "ref": ref}))
             else:
-                await self.ws.send(f"42/{self.namespace},{ref}{json.dumps([event, data])}")
-        except websockets.ConnectionClosed:
+                await self._send(f"42/{self.namespace},{ref}{json.dumps([event, data])}")
+        except (websockets.ConnectionClosed, OSError):
             self.waiting.pop(ref, None)
             raise Closed() from None
         try:
@@ -319,6 +330,76 @@ class Session:
         if self.reader is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self.reader, 5)
+
+
+class PollingSession(Session):
+    """Socket.IO over HTTP long-polling (the transport socket.io-client starts with), every
+    request to the next host in turn: the session lives in Redis, no host holds it."""
+
+    def __init__(self, bases: list[str], namespace: str, token: str) -> None:
+        super().__init__("polling", bases[0], namespace, token)
+        self.bases = itertools.cycle(bases)
+        self.sid: str | None = None
+        self.posting = asyncio.Lock()  # one POST at a time (Engine.IO)
+
+    @classmethod
+    async def open(cls, bases: list[str], namespace: str, token: str) -> PollingSession:  # type: ignore[override]
+        session = cls(bases, namespace, token)
+        await session._open()
+        return session
+
+    def _request(self, method: str, body: bytes | None = None) -> str:
+        import http.client
+
+        host, port = next(self.bases).split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=WAIT + 30)  # a long poll waits ≤ 25 s
+        try:
+            path = "/socket.io/?EIO=4&transport=polling" + (f"&sid={self.sid}" if self.sid else "")
+            conn.request(method, path, body=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
+            response = conn.getresponse()
+            text = response.read().decode()
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise Closed(f"{method} answered {response.status}: {text}")
+        return text
+
+    async def _open(self) -> None:
+        opened = await asyncio.to_thread(self._request, "GET")
+        self.sid = json.loads(opened[1:])["sid"]
+        await self._send(f"40/{self.namespace},{json.dumps({'token': self.token})}")
+        first, *more = (await asyncio.to_thread(self._request, "GET")).split("\x1e")
+        if not first.startswith(f"40/{self.namespace},"):
+            raise Closed(f"Socket.IO session refused: {first!r}")
+        for raw in more:
+            await self._sio_packet(raw)
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                payload = await asyncio.to_thread(self._request, "GET")
+                for raw in payload.split("\x1e"):
+                    if not await self._sio_packet(raw):
+                        return
+        except (Closed, OSError):
+            pass
+        finally:
+            self._ended()
+
+    async def _send(self, text: str) -> None:
+        async with self.posting:
+            answer = await asyncio.to_thread(self._request, "POST", text.encode())
+        if answer != "ok":
+            raise Closed(f"POST answered {answer!r}")
+
+    async def close(self) -> None:
+        if not self.closed.is_set():
+            with contextlib.suppress(Closed, OSError):
+                await self._send("1")  # Engine.IO close: the pending long poll returns
+        if self.reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self.reader, WAIT)
 
 
 # --- data, through the API of the hosts ----------------------------------------------------------
@@ -454,7 +535,8 @@ def test_a_mixed_run_across_hosts_accounts_for_every_message_push_and_webhook(st
     dev = [person(stack, hosts[i % 2], skills=["Django", "Python"]) for i in range(4)]  # matched
     cobol = person(stack, web2, skills=["COBOL"])  # never matched: no skill in common with the jobs
     pairs = []  # (transport, host, person) × 2, conversation id
-    for transports in (("ws", "ws"), ("sio", "sio"), ("ws", "sio"), ("sio", "ws")):
+    # (polling: every request of the session to the other host than the last)
+    for transports in (("ws", "ws"), ("sio", "sio"), ("ws", "sio"), ("sio", "ws"), ("polling", "ws")):
         a, b = person(stack, web1), person(stack, web2)
         pairs.append(((transports[0], web1, a), (transports[1], web2, b), conversation(stack, web2, a, b)))
     offline = person(stack, web2)  # never connected: gets pushes
@@ -472,7 +554,11 @@ def test_a_mixed_run_across_hosts_accounts_for_every_message_push_and_webhook(st
         sessions = {}  # (pair index, side) → Session
         for i, (side_a, side_b, _cid) in enumerate(pairs):
             for side, (transport, host, who) in enumerate((side_a, side_b)):
-                sessions[(i, side)] = await Session.open(transport, stack.base(host), "messages", who.token)
+                if transport == "polling":
+                    bases = [stack.base(web1), stack.base(web2)]
+                    sessions[(i, side)] = await PollingSession.open(bases, "messages", who.token)
+                else:
+                    sessions[(i, side)] = await Session.open(transport, stack.base(host), "messages", who.token)
         acked: dict[str, set[str]] = collections.defaultdict(set)  # conversation → message ids
 
         async def chat(i: int, side: int) -> None:
