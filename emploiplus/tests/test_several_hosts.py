@@ -7,8 +7,9 @@
 redis-server, both listening on its back address only; `web1` and `web2` each run the `web`
 process type (`python -m emploiplus.processes web`, uvicorn on :8000) and `worker` runs the
 `worker` type on every queue — the commands of a deployment, nothing test-specific. The test
-process, in the root namespace, is every client (REST, `/ws/messages/` and Socket.IO over the
-front network) and every observer (psycopg and redis-py over the back network).
+process, in the root namespace, is every client over the front network (REST, `/ws/messages/`
+and `/ws/presence/`, Socket.IO over WebSocket and over long-polling, as raw packets) and every
+observer over the back network (psycopg, redis-py, the fake OneSignal the worker calls).
 
 Needs root: skipped, with the reason, where network namespaces cannot be created.
 """
