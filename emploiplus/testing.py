@@ -102,9 +102,11 @@ def stop_process(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: 
 
 
 @contextlib.contextmanager
-def asgi_server(*, server: str | None = None, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def asgi_server(
+    *, server: str | None = None, source: Path | None = None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real server process on a free port; yields (base URL "127.0.0.1:port", process)."""
-    with asgi_servers(1, server=server, **env) as (address, procs):
+    with asgi_servers(1, server=server, source=source, **env) as (address, procs):
         yield address, procs[0]
 
 
