@@ -33,16 +33,19 @@ Accounting, after the traffic and a drain of the worker (bounded by BENCH_SOAK_D
   duplicates (a push or a frame twice);
 - REST writes: every created post in the database; likes = the parity of each user's toggles,
   `likes_count` = the rows;
-- memory: VmRSS of each process (/proc) after the warm-up and at the end, growth in MiB and
-  per 1,000 requests served (worker: per 1,000 jobs); Redis `INFO memory` (instance-wide:
-  other databases on the same server count too) and, for this database, `DBSIZE`, the bytes
-  of its keys (`MEMORY USAGE`) and the keys by pattern (ids folded), with and without a TTL,
-  before the traffic, after the drain with the clients gone, and after the stack stopped;
+- memory: VmRSS of each process (/proc) after the warm-up and at the end (and every 10 s
+  between), growth in MiB, per 1,000 requests served (worker: per 1,000 jobs) and over the
+  second half, with the threads and open descriptors at both ends;
+- the worker: its busy share, each job function's queue wait and run time (RQ's records);
+- Redis: `INFO memory` (instance-wide: other databases on the same server count too) and,
+  for this database, `DBSIZE`, the bytes of its keys (`MEMORY USAGE`) and the keys by
+  pattern (ids folded), with and without a TTL, before the traffic, after the drain with the
+  clients gone, and after the stack stopped;
 - error lines the processes logged (LOG_LEVEL=WARNING; ERROR/CRITICAL/Traceback counted),
   failed RQ jobs.
 
 Environment (read by this bench only): BENCH_SOAK_SECONDS (150), BENCH_SOAK_WARMUP_SECONDS
-(15), BENCH_SOAK_RATE (1.0: ~24 operations/s in all), BENCH_SOAK_DRAIN_SECONDS (90). The full
+(15), BENCH_SOAK_RATE (1.0: 22 operations/s in all), BENCH_SOAK_DRAIN_SECONDS (90). The full
 report (keys by pattern, log excerpts) goes to bench/results/soak.json. The client runs in
 this one process and shares the machine with the stack; `schedule_lag_ms_max` says how late it
 fired (a late client, not a slow server).
@@ -65,6 +68,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +90,10 @@ MIX: dict[str, float] = {
     "notifications_read": 1.0,
     "post_create": 1.0,
     "post_like": 2.0,
-    "webhook_job": 1.5,
-    "webhook_duplicate": 0.3,
+    # One worker on every queue (make run's shape) forks a work horse per job: ~3 jobs per
+    # webhook at ~0.2 s each on a loaded 2-core machine; 1.5/s already saturated it there.
+    "webhook_job": 1.0,
+    "webhook_duplicate": 0.2,
 }
 EXPECT = {
     "rest_message": 201,
@@ -180,9 +186,8 @@ def _stack(logs: Path):
         files = {
             name: stack.enter_context(open(logs / f"{name}.log", "w")) for name in ("web-a", "web-b", "worker", "cron")
         }
-        a, proc_a = stack.enter_context(asgi_server(stderr=files["web-a"], **env))
-        b, proc_b = stack.enter_context(asgi_server(stderr=files["web-b"], **env))
-        procs = {"web-a": proc_a, "web-b": proc_b}
+        procs = {}
+        # The worker and the scheduler boot while the web processes do.
         for name, args in (("worker", ["worker"]), ("cron", ["cron"])):
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "emploiplus.processes", *args],
@@ -193,10 +198,19 @@ def _stack(logs: Path):
                 stderr=files[name],
             )
             stack.callback(stop_process, procs[name])
+        a, procs["web-a"] = stack.enter_context(asgi_server(stderr=files["web-a"], **env))
+        b, procs["web-b"] = stack.enter_context(asgi_server(stderr=files["web-b"], **env))
+        # Stopped together at the end (each then waits for its own, already done).
+        stack.callback(_stop_all, list(procs.values()), stop_process)
         connection = effects.queue("notifications").connection
         if not until(lambda: _worker_of(connection, procs["worker"].pid), within=60):
             raise RuntimeError(f"the worker did not register (see {logs / 'worker.log'})")
         yield {"servers": [a, b], "procs": procs, "fake": fake, "logs": logs, "files": files}
+
+
+def _stop_all(procs: list[subprocess.Popen], stop) -> None:
+    with ThreadPoolExecutor(len(procs)) as pool:
+        list(pool.map(stop, procs))
 
 
 def _worker_of(connection, pid: int):
@@ -220,6 +234,38 @@ def _queues_state() -> dict[str, dict[str, int]]:
             "scheduled": queue.scheduled_job_registry.count,
             "deferred": queue.deferred_job_registry.count,
             "failed": queue.failed_job_registry.count,
+        }
+    return out
+
+
+def _job_stats(since) -> dict[str, dict[str, Any]]:
+    """Queue wait and run time per job function, from RQ's records of the jobs finished since
+    `since` (an aware UTC datetime; finished jobs are kept for their result TTL)."""
+    import statistics
+
+    from rq.job import Job
+
+    from emploiplus import effects
+
+    by_function: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for name in ("notifications", "emails", "sms"):
+        queue = effects.queue(name)
+        ids = queue.finished_job_registry.get_job_ids()
+        for job in Job.fetch_many(ids, connection=queue.connection):
+            if job is None or not (job.enqueued_at and job.started_at and job.ended_at) or job.enqueued_at < since:
+                continue
+            wait = (job.started_at - job.enqueued_at).total_seconds()
+            by_function[job.func_name].append((wait, (job.ended_at - job.started_at).total_seconds()))
+    out = {}
+    for function, timings in sorted(by_function.items()):
+        waits = [w for w, _ in timings]
+        runs = [r for _, r in timings]
+        out[function] = {
+            "n": len(timings),
+            "wait_median_s": round(statistics.median(waits), 3),
+            "wait_max_s": round(max(waits), 3),
+            "run_median_s": round(statistics.median(runs), 3),
+            "run_max_s": round(max(runs), 3),
         }
     return out
 
@@ -765,6 +811,21 @@ def _log_errors(logs: Path) -> dict[str, Any]:
     return out
 
 
+def _threads(pid: int) -> int:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _open_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
 def _memory(procs, samples: dict[str, dict[str, Any]], series: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
     """Per process: RSS after the warm-up and at the end, growth (MiB, per 1,000 requests
     or jobs, and over the second half of the series), CPU used."""
@@ -781,6 +842,10 @@ def _memory(procs, samples: dict[str, dict[str, Any]], series: dict[str, list[fl
             "growth_mib": round(growth, 2),
             "growth_mib_second_half": round(half[-1] - half[0], 2) if len(half) > 1 else None,
             "cpu_share": round((end["cpu_s"] - start["cpu_s"]) / wall, 3),
+            # Threads and descriptors (sockets) at both ends: pools that grew under a burst
+            # (HTTP_THREADS, database connections) explain RSS that is not a leak.
+            "threads": [start["threads"], end["threads"]],
+            "open_fds": [start["fds"], end["fds"]],
             "rss_series_mib": series[name],
         }
         if start["served"] is not None:
@@ -814,6 +879,7 @@ def soak(
         "mix_per_second": {k: round(v * rate, 2) for k, v in MIX.items()},
         "logs": str(logs),
     }
+    started_at = datetime.now(UTC)  # RQ keeps aware UTC timestamps
     _progress(f"starting the stack (logs in {logs})")
     with _stack(logs) as stack:
         procs = stack["procs"]
@@ -831,6 +897,8 @@ def soak(
                 name: {
                     "rss_kib": rss_kib(p.pid),
                     "cpu_s": cpu_seconds(p.pid),
+                    "threads": _threads(p.pid),
+                    "fds": _open_fds(p.pid),
                     "served": state.served[("web-a", "web-b").index(name)] if name.startswith("web") else None,
                     "jobs": (worker.successful_job_count + worker.failed_job_count)
                     if worker and name == "worker"
@@ -876,6 +944,7 @@ def soak(
         report["load_average"] = [round(x, 2) for x in os.getloadavg()]
         time.sleep(2)  # the servers see the closes, presence is released
         report["queues"] = _queues_state()
+        report["jobs"] = _job_stats(started_at)
         report["failed_jobs_new"] = sum(report["queues"][q]["failed"] - failed_before[q] for q in failed_before)
         redis_after = redis_snapshot()
         push_first, push_counts = state.pushes()
@@ -962,7 +1031,8 @@ def rows(report: dict[str, Any]) -> list[Result]:
         half = m["growth_mib_second_half"]
         memory[name] = (
             f"{m['start_mib']}→{m['end_mib']} MiB ({m['growth_mib']:+} MiB{per};"
-            f" 2nd half {'?' if half is None else f'{half:+}'}; cpu {m['cpu_share']:.0%})"
+            f" 2nd half {'?' if half is None else f'{half:+}'}; cpu {m['cpu_share']:.0%};"
+            f" threads {m['threads'][0]}→{m['threads'][1]})"
         )
     redis = report["redis"]
     results.append(
@@ -985,6 +1055,8 @@ def rows(report: dict[str, Any]) -> list[Result]:
             failed_jobs=report["failed_jobs_new"],
             error_lines=sum(v["error_lines"] for v in report["log_errors"].values()),
             drain_s=report["drain_seconds"],
+            load_average=report["load_average"],
+            job_wait_max_s=max((j["wait_max_s"] for j in report["jobs"].values()), default=0),
             rss=memory,
             redis_keys=f"{redis['before']['dbsize']}→{redis['after_drain']['dbsize']}"
             f" (stopped: {redis['after_stop']['dbsize']})",

@@ -22,7 +22,7 @@ def test_it_folds_ids_out_of_redis_key_patterns():
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_soaks_a_real_stack_and_accounts_for_every_operation():
-    report = bench_soak.soak(seconds=8, warmup=2, rate=0.5, drain=30)
+    report = bench_soak.soak(seconds=6, warmup=2, rate=0.5, drain=30)
 
     assert report["http_5xx"] == 0, report["unexpected_examples"]
     assert report["unexpected_status"] == 0, report["unexpected_examples"]
