@@ -35,11 +35,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from websockets.asyncio.client import connect
-
-from bench.common import Result, checkout, summarize
+from bench.common import Result, Socket, checkout, raise_fd_limit, rss_kib, summarize
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 CONVERSATIONS = 200
@@ -69,61 +66,12 @@ SERVER_ENV = {
 }
 
 
-def _raise_fd_limit() -> int:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def _users(prefix: str, n: int):
     from accounts.models import User
 
     User.objects.filter(email__startswith=f"{prefix}-").delete()
     User.objects.bulk_create([User(email=f"{prefix}-{i}@bench.test", full_name=f"{prefix} {i}") for i in range(n)])
     return list(User.objects.filter(email__startswith=f"{prefix}-").order_by("email"))
-
-
-class Socket:
-    """One client session; `on_frame` sees every pushed frame with its arrival time."""
-
-    def __init__(self, ws, user, on_frame):
-        self.ws, self.user, self.on_frame = ws, user, on_frame
-        self.reader = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def open(cls, address: str, user, on_frame=None, token: str | None = None) -> Socket:
-        from accounts.testing import token_for
-
-        ws = await connect(
-            f"ws://{address}/ws/messages/?token={token or token_for(user)}",
-            open_timeout=60,
-            ping_interval=None,
-            max_queue=None,
-        )
-        return cls(ws, user, on_frame or (lambda *_: None))
-
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self.ws:
-                self.on_frame(self, json.loads(raw), time.perf_counter())
-
-    async def send(self, event: str, data: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps({"event": event, "data": data}))
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        self.reader.cancel()
 
 
 def _progress(text: str) -> None:
@@ -443,7 +391,7 @@ def run() -> list[Result]:
     from emploiplus.testing import asgi_server
     from messaging.services import conversation_create_group, conversation_get_or_create_direct
 
-    fd_limit = _raise_fd_limit()
+    fd_limit = raise_fd_limit()
     results: list[Result] = _versus() if "versus" in PARTS else []
     users = _users("msgbench", 2 * CONVERSATIONS)
     pairs = [(users[2 * i], users[2 * i + 1]) for i in range(CONVERSATIONS)]
@@ -480,13 +428,13 @@ def run() -> list[Result]:
             _progress(f"holding {CONNECTIONS} connections")
 
             async def hold() -> tuple[int, float, list[float], int]:
-                rss_before = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
+                rss_before = rss_kib(proc_a.pid) + rss_kib(proc_b.pid)
                 started = time.perf_counter()
                 held = await _open_many([(servers[i % 2], u) for i, u in enumerate(idle_users)], concurrency=100)
                 opened_in = time.perf_counter() - started
                 _progress(f"{len(held)} held after {time.perf_counter() - started:.1f} s")
                 await asyncio.sleep(2)
-                rss_after = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
+                rss_after = rss_kib(proc_a.pid) + rss_kib(proc_b.pid)
                 samples, lost, _ = await _latency(
                     pairs[:50], conversations[:50], servers, rate=min(RATE, 50), duration=max(3.0, DURATION / 2)
                 )
