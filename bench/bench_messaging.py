@@ -35,11 +35,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from websockets.asyncio.client import connect
-
-from bench.common import Result, summarize
+from bench.common import Result, Socket, checkout, raise_fd_limit, rss_kib, summarize
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 CONVERSATIONS = 200
@@ -56,6 +53,10 @@ PEER_DIR = Path(os.environ.get("BENCH_PEER_DIR", Path(__file__).resolve().parent
 VERSUS_PAIRS = int(os.environ.get("BENCH_VERSUS_PAIRS", "50"))
 VERSUS_MESSAGES = int(os.environ.get("BENCH_VERSUS_MESSAGES", "40"))
 VERSUS_ROUNDS = int(os.environ.get("BENCH_VERSUS_ROUNDS", "2"))
+# Our stacks in the comparison (comma-separated): uvicorn, stock (uvicorn with channels_redis'
+# own receive), daphne, before (uvicorn serving a checkout of BENCH_VERSUS_BEFORE).
+VERSUS_STACKS = os.environ.get("BENCH_VERSUS_STACKS", "uvicorn,stock,daphne,before").split(",")
+VERSUS_BEFORE = os.environ.get("BENCH_VERSUS_BEFORE", "5dbce58")
 REST_RATE = 20  # urllib from a few threads of this process: above that the client queues
 
 SERVER_ENV = {
@@ -65,61 +66,12 @@ SERVER_ENV = {
 }
 
 
-def _raise_fd_limit() -> int:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def _users(prefix: str, n: int):
     from accounts.models import User
 
     User.objects.filter(email__startswith=f"{prefix}-").delete()
     User.objects.bulk_create([User(email=f"{prefix}-{i}@bench.test", full_name=f"{prefix} {i}") for i in range(n)])
     return list(User.objects.filter(email__startswith=f"{prefix}-").order_by("email"))
-
-
-class Socket:
-    """One client session; `on_frame` sees every pushed frame with its arrival time."""
-
-    def __init__(self, ws, user, on_frame):
-        self.ws, self.user, self.on_frame = ws, user, on_frame
-        self.reader = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def open(cls, address: str, user, on_frame=None, token: str | None = None) -> Socket:
-        from accounts.testing import token_for
-
-        ws = await connect(
-            f"ws://{address}/ws/messages/?token={token or token_for(user)}",
-            open_timeout=60,
-            ping_interval=None,
-            max_queue=None,
-        )
-        return cls(ws, user, on_frame or (lambda *_: None))
-
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self.ws:
-                self.on_frame(self, json.loads(raw), time.perf_counter())
-
-    async def send(self, event: str, data: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps({"event": event, "data": data}))
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        self.reader.cancel()
 
 
 def _progress(text: str) -> None:
@@ -257,8 +209,49 @@ def _peer_servers():
             stop_process(proc)
 
 
+def _cpu_ticks() -> dict[int, tuple[str, int]]:
+    """pid → (command name, user + system clock ticks) of every process on the machine."""
+    ticks = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks[int(entry.name)] = (comm, int(fields[11]) + int(fields[12]))
+    return ticks
+
+
+def _cpu_per_message(before, after, *, server_pids: set[int], client_s: float, delivered: int) -> dict[str, float]:
+    """CPU milliseconds per delivered message by component: the two servers, PostgreSQL,
+    Redis, the Node client (its rusage as this process's child)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    spent = {"servers": 0.0, "postgres": 0.0, "redis": 0.0}
+    for pid, (comm, ticks) in after.items():
+        used = (ticks - before.get(pid, (comm, 0))[1]) / hz
+        if pid in server_pids:
+            spent["servers"] += used
+        elif comm.startswith("postgres"):
+            spent["postgres"] += used
+        elif comm.startswith("redis-server"):
+            spent["redis"] += used
+    spent["client"] = client_s
+    return {f"cpu_ms_{k}": round(1000 * v / max(1, delivered), 3) for k, v in spent.items()}
+
+
 def _node_client(
-    *, mode: str, urls: list[str], pairs_file: str | None, pairs: int, messages: int, transports: str = "websocket"
+    *,
+    mode: str,
+    urls: list[str],
+    pairs_file: str | None,
+    pairs: int,
+    messages: int,
+    transports: str = "websocket",
+    server_pids: set[int] = frozenset(),
 ) -> dict:
     import subprocess
 
@@ -279,8 +272,15 @@ def _node_client(
         **({"PAIRS_FILE": pairs_file} if pairs_file else {}),
     }
     script = Path(__file__).resolve().parent / "js" / "messaging.js"
+    before, children = _cpu_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(["node", str(script)], env=env, capture_output=True, text=True, timeout=900, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    after, children_after = _cpu_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    outcome = json.loads(out.stdout.strip().splitlines()[-1])
+    client_s = (children_after.ru_utime + children_after.ru_stime) - (children.ru_utime + children.ru_stime)
+    outcome.update(
+        _cpu_per_message(before, after, server_pids=server_pids, client_s=client_s, delivered=outcome["delivered"])
+    )
+    return outcome
 
 
 def _versus() -> list[Result]:
@@ -311,22 +311,33 @@ def _versus() -> list[Result]:
     def record(shape: str, variant: str, outcome: dict) -> None:
         rows.setdefault((shape, variant), []).append(outcome)
         _progress(f"versus {shape} {variant}: {outcome['msgs_per_s']:.0f} msg/s, median {outcome['median_ms']:.1f} ms, "
-                  f"p99 {outcome['p99_ms']:.1f} ms, lost {outcome['lost']}")  # fmt: skip
+                  f"p99 {outcome['p99_ms']:.1f} ms, lost {outcome['lost']}; CPU ms/msg: "
+                  + ", ".join(f"{k[7:]} {v}" for k, v in outcome.items() if k.startswith("cpu_ms_")))  # fmt: skip
 
     for _round in range(VERSUS_ROUNDS):  # alternate the stacks, so drifting load hits both
-        with _peer_servers() as (urls, _procs):
+        with _peer_servers() as (urls, procs):
             for shape, n, m in shapes:
                 record(
                     shape,
                     "Node/Socket.io peer",
-                    _node_client(mode="peer", urls=urls, pairs_file=None, pairs=n, messages=m),
+                    _node_client(
+                        mode="peer", urls=urls, pairs_file=None, pairs=n, messages=m, server_pids={p.pid for p in procs}
+                    ),
                 )
         # The naive alternative of the channel layer's receive (CHANNEL_LAYER_RECEIVE) in the same run.
-        stacks = [("uvicorn", "batched", "uvicorn"), ("uvicorn", "channels_redis", "uvicorn, stock receive"),
-                  ("daphne", "batched", "daphne")]  # fmt: skip
-        for server, receive, tag in stacks:
+        stacks = {
+            "uvicorn": ("uvicorn", "batched", "uvicorn", None),
+            "stock": ("uvicorn", "channels_redis", "uvicorn, stock receive", None),
+            "daphne": ("daphne", "batched", "daphne", None),
+            "before": ("uvicorn", "batched", f"uvicorn, before: {VERSUS_BEFORE}", VERSUS_BEFORE),
+        }
+        for server, receive, tag, before in (stacks[name] for name in VERSUS_STACKS):
             env = {**SERVER_ENV, "CHANNEL_LAYER_RECEIVE": receive}
-            with asgi_server(server=server, **env) as (a, _), asgi_server(server=server, **env) as (b, _):
+            with (
+                checkout(before) if before else contextlib.nullcontext() as source,
+                asgi_server(server=server, source=source, **env) as (a, proc_a),
+                asgi_server(server=server, source=source, **env) as (b, proc_b),
+            ):
                 urls = [f"http://{a}", f"http://{b}"]
                 variants = [("ws", "websocket", "/ws/messages/"), ("sio", "websocket", "Socket.IO websocket")]
                 if server == "uvicorn":
@@ -336,7 +347,13 @@ def _versus() -> list[Result]:
                         if transports == "polling" and shape == "sequential":
                             continue
                         outcome = _node_client(
-                            mode=mode, urls=urls, pairs_file=pairs_file.name, pairs=n, messages=m, transports=transports
+                            mode=mode,
+                            urls=urls,
+                            pairs_file=pairs_file.name,
+                            pairs=n,
+                            messages=m,
+                            transports=transports,
+                            server_pids={proc_a.pid, proc_b.pid},
                         )
                         record(shape, f"{label} ({tag})", outcome)
 
@@ -362,6 +379,7 @@ def _versus() -> list[Result]:
                     "throughput_vs_peer": round(best("msgs_per_s") / best("msgs_per_s", peer), 2),
                     "median_vs_peer": round(best("median_ms") / best("median_ms", peer), 2),
                     "p99_vs_peer": round(best("p99_ms") / best("p99_ms", peer), 2),
+                    **{k: round(best(k), 3) for k in outcomes[0] if k.startswith("cpu_ms_")},
                 },
             )
         )
@@ -373,7 +391,7 @@ def run() -> list[Result]:
     from emploiplus.testing import asgi_server
     from messaging.services import conversation_create_group, conversation_get_or_create_direct
 
-    fd_limit = _raise_fd_limit()
+    fd_limit = raise_fd_limit()
     results: list[Result] = _versus() if "versus" in PARTS else []
     users = _users("msgbench", 2 * CONVERSATIONS)
     pairs = [(users[2 * i], users[2 * i + 1]) for i in range(CONVERSATIONS)]
@@ -410,13 +428,13 @@ def run() -> list[Result]:
             _progress(f"holding {CONNECTIONS} connections")
 
             async def hold() -> tuple[int, float, list[float], int]:
-                rss_before = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
+                rss_before = rss_kib(proc_a.pid) + rss_kib(proc_b.pid)
                 started = time.perf_counter()
                 held = await _open_many([(servers[i % 2], u) for i, u in enumerate(idle_users)], concurrency=100)
                 opened_in = time.perf_counter() - started
                 _progress(f"{len(held)} held after {time.perf_counter() - started:.1f} s")
                 await asyncio.sleep(2)
-                rss_after = _rss_kib(proc_a.pid) + _rss_kib(proc_b.pid)
+                rss_after = rss_kib(proc_a.pid) + rss_kib(proc_b.pid)
                 samples, lost, _ = await _latency(
                     pairs[:50], conversations[:50], servers, rate=min(RATE, 50), duration=max(3.0, DURATION / 2)
                 )

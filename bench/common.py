@@ -1,12 +1,16 @@
 """Shared pieces of the benchmarks: timing, statistics, result rows, machine description,
-HTTP load against a real server."""
+HTTP load against a real server, WebSocket clients, process memory."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
+import itertools
+import json
 import os
 import platform
+import resource
 import statistics
 import threading
 import time
@@ -141,3 +145,83 @@ def checkout(ref: str):
         yield where
     finally:
         subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(where)], capture_output=True)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (Linux /proc VmRSS), KiB; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def raise_fd_limit() -> int:
+    """Lift this process's open-file limit to the hard limit (thousands of client sockets)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Socket:
+    """One client session of a `/ws/` path; `on_frame(socket, frame, now)` sees every frame
+    with its arrival time (time.perf_counter, the same clock as time.monotonic on Linux).
+    `request(event, data)` sends the frame with a fresh `ref` and returns a future of its
+    `ack` or `error` answer. `close_code` is set when the server ends the session."""
+
+    _refs = itertools.count(1)
+
+    def __init__(self, ws, user, on_frame):
+        self.ws, self.user, self.on_frame = ws, user, on_frame
+        self.pending: dict[str, asyncio.Future] = {}
+        self.close_code: int | None = None
+        self.reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(
+        cls, address: str, user, on_frame=None, token: str | None = None, *, path: str = "/ws/messages/"
+    ) -> Socket:
+        from websockets.asyncio.client import connect
+
+        from accounts.testing import token_for
+
+        ws = await connect(
+            f"ws://{address}{path}?token={token or token_for(user)}",
+            open_timeout=60,
+            ping_interval=None,
+            max_queue=None,
+        )
+        return cls(ws, user, on_frame or (lambda *_: None))
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                frame = json.loads(raw)
+                waiting = self.pending.pop(str(frame.get("ref")), None) if frame.get("ref") is not None else None
+                if waiting is not None and not waiting.done() and frame.get("event") in ("ack", "error"):
+                    waiting.set_result(frame)
+                self.on_frame(self, frame, time.perf_counter())
+        self.close_code = getattr(self.ws, "close_code", None) or -1
+        for waiting in self.pending.values():
+            if not waiting.done():
+                waiting.set_exception(ConnectionError(f"socket closed ({self.close_code})"))
+
+    async def send(self, event: str, data: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps({"event": event, "data": data}))
+
+    async def request(self, event: str, data: dict[str, Any]) -> asyncio.Future:
+        ref = str(next(self._refs))
+        answer = asyncio.get_running_loop().create_future()
+        self.pending[ref] = answer
+        await self.ws.send(json.dumps({"event": event, "data": data, "ref": ref}))
+        return answer
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        self.reader.cancel()

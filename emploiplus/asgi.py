@@ -9,6 +9,7 @@ long-polling (emploiplus.sio.polling), whose GETs wait up to SOCKETIO_PING_INTER
 not hold a Django thread. WebSockets: `/ws/…/` and `/socket.io/` (emploiplus.routing).
 """
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emploiplus.settings")
@@ -37,3 +38,9 @@ application = ProtocolTypeRouter(
         "websocket": sentry.wrap_websocket(WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything imported so far (Django, the apps, their modules: most of a server's heap) lives
+# as long as the process. Moved out of the collector's reach, the full collections that a
+# busy server runs every few seconds no longer walk it (perf on a server under sequential
+# sends: ~15 % of its CPU was in gc_collect_main/visit_*).
+gc.freeze()

@@ -121,8 +121,11 @@ DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=22)
 # two spares (the thread-sensitive executor, a management task) come on top.
 HTTP_THREADS = env.int("HTTP_THREADS", default=16)
 WS_DB_THREADS = env.int("WS_DB_THREADS", default=4)
-if HTTP_THREADS < 1 or WS_DB_THREADS < 1:
-    raise ImproperlyConfigured("HTTP_THREADS and WS_DB_THREADS must be ≥ 1.")
+# The event loop's own connections for the message hot path (emploiplus/postgres/aio.py),
+# on top of the pool above.
+WS_DB_LOOP_CONNECTIONS = env.int("WS_DB_LOOP_CONNECTIONS", default=4)
+if HTTP_THREADS < 1 or WS_DB_THREADS < 1 or WS_DB_LOOP_CONNECTIONS < 1:
+    raise ImproperlyConfigured("HTTP_THREADS, WS_DB_THREADS and WS_DB_LOOP_CONNECTIONS must be ≥ 1.")
 if DB_POOL_MAX_SIZE > 0 and HTTP_THREADS + WS_DB_THREADS + 2 > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
         f"HTTP_THREADS ({HTTP_THREADS}) + WS_DB_THREADS ({WS_DB_THREADS}) + 2 exceeds "

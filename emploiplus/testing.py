@@ -102,9 +102,11 @@ def stop_process(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: 
 
 
 @contextlib.contextmanager
-def asgi_server(*, server: str | None = None, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def asgi_server(
+    *, server: str | None = None, source: Path | None = None, stderr=None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real server process on a free port; yields (base URL "127.0.0.1:port", process)."""
-    with asgi_servers(1, server=server, **env) as (address, procs):
+    with asgi_servers(1, server=server, source=source, stderr=stderr, **env) as (address, procs):
         yield address, procs[0]
 
 
@@ -115,13 +117,18 @@ def asgi_servers(
     server: str | None = None,
     application: str = ASGI_APPLICATION,
     source: Path | None = None,
+    stderr=None,
     **env: str,
 ) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     """`processes` server processes (ASGI_SERVER, or `server`: uvicorn or daphne) sharing one
     listening socket on a free port (as `make run` with WEB_CONCURRENCY); yields (base URL
     "127.0.0.1:port", processes).
     `source`: another checkout of the project to serve (benchmarks compare with an earlier
-    commit in the same run)."""
+    commit in the same run).
+    `stderr`: a file the servers' log lines go to (a soak counts the errors logged)."""
+    # Quiet: discarded (a pipe nobody reads fills up and blocks the server on its next log line).
+    if stderr is None and os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES"):
+        stderr = subprocess.DEVNULL
     sock = listening_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     procs = []
@@ -135,8 +142,7 @@ def asgi_servers(
                     start_new_session=True,
                     pass_fds=[sock.fileno()],
                     stdout=subprocess.DEVNULL,
-                    # Quiet: discarded (a pipe nobody reads fills up and blocks the server on its next log line).
-                    stderr=subprocess.DEVNULL if os.environ.get("EMPLOIPLUS_QUIET_SUBPROCESSES") else None,
+                    stderr=stderr,
                 )
             )
         sock.close()  # the children hold it

@@ -12,15 +12,27 @@ django_rq.enqueue, a job enqueueing another job), since every path goes through
 - a job that returned `Retry` and has no retry left is reported to Sentry (an exception that
   is final is reported by the SDK's RQ integration);
 - periodic jobs (`meta={"routine": True}`, emploiplus.cron) log at DEBUG, and what they
-  returned is logged at DEBUG when it found nothing, at INFO when it recovered something.
+  returned is logged at DEBUG when it found nothing, at INFO when it recovered something;
+- **outlives a Redis outage.** RQ's own loop retries only its dequeue: a Redis error anywhere
+  else (watching a job's work-horse, the heartbeat after a job, the suspension check) ends
+  the worker ("found an unhandled exception, quitting"), and `python -m emploiplus.processes
+  worker` with no queue (make run, small setups) runs one worker that nothing restarts. Here
+  those calls log the error and the loop goes on to its dequeue, which waits for Redis with
+  backoff. A job whose outcome could not be written stays in the started registry and is
+  retried once abandoned (notifications_sweep; jobs are idempotent). A Redis restarted
+  without persistence forgot the worker: the first heartbeat after registers it again, so
+  `/readyz`, the admin and `queues_health` see it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+import redis
 from django_rq.queues import DjangoRQ
+from rq import worker_registration
 from rq.queue import Queue as RQQueue
 from rq.worker import Worker as RQWorker
 
@@ -28,6 +40,8 @@ from emploiplus import logs, metrics
 from emploiplus import sentry as error_reporting
 
 log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def stamp_meta(meta: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -88,8 +102,48 @@ class Worker(RQWorker):
     def execute_job(self, job, queue):
         try:
             return super().execute_job(job, queue)
+        except REDIS_ERRORS as exc:
+            log.error("worker: Redis failed while job %s ran (%s); it is retried once abandoned", job.id, exc)
         finally:
             logs.routine_var.set(False)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        try:
+            super().heartbeat(timeout, pipeline)
+            if pipeline is None and not self.connection.hexists(self.key, "birth"):
+                self._register_again()
+        except REDIS_ERRORS as exc:
+            log.error("worker: heartbeat failed (%s); waiting for Redis", exc)
+
+    def _register_again(self) -> None:
+        log.warning("worker %s: Redis forgot this worker (restarted?), registering it again", self.name)
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        wait = 1.0
+        while True:  # RQ retries the dequeue itself, not the state update before it
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except REDIS_ERRORS as exc:
+                log.error("worker: Redis unreachable (%s), retrying in %.0f s", exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 30.0)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_ERRORS as exc:
+            log.error("worker: suspension check failed (%s); waiting for Redis", exc)
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_ERRORS as exc:
+            log.error("worker: maintenance failed (%s); waiting for Redis", exc)
 
     def perform_job(self, job, queue, execution) -> bool:
         tokens = logs.bind(request_id=(job.meta or {}).get("request_id"), job_id=job.id)

@@ -121,8 +121,7 @@ class MessagesNamespace(Namespace):
 
     async def on_send_message(self, data: dict[str, Any]) -> dict[str, Any]:
         conversation_id = parse_uuid(data.get("conversationId"), field="conversationId")
-        message, created = await effects.run_sync(
-            services.message_send,
+        message, created = await services.amessage_send(
             user=self.user,
             conversation_id=conversation_id,
             content=data.get("content"),

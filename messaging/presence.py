@@ -320,10 +320,17 @@ async def connect(*, user_id: object, email: str, connection_id: str) -> bool:
     registry = _registry()
     registry.connections[connection_id] = (uid, email or "")
     registry.ensure_task()
-    deadline = await _adeadline()
-    became_online = await _aredis().eval(
-        TOUCH, 2, connections_key(uid), online_index_key(), deadline, ttl_seconds(), uid, connection_id
-    )
+    try:
+        deadline = await _adeadline()
+        became_online = await _aredis().eval(
+            TOUCH, 2, connections_key(uid), online_index_key(), deadline, ttl_seconds(), uid, connection_id
+        )
+    except BaseException:
+        # Redis down (or the connect cancelled): the consumer fails to connect and never
+        # disconnects this id. Left in the registry, the heartbeat would refresh it for as
+        # long as this process lives once Redis is back: the user online for ever.
+        registry.connections.pop(connection_id, None)
+        raise
     if _late(became_online, "TOUCH"):
         return False  # the next heartbeat registers it (and announces user_online)
     if became_online:

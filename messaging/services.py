@@ -28,6 +28,7 @@ from accounts.models import User
 from emploiplus import effects
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
 from emploiplus.events import iso, user_group
+from emploiplus.postgres import aio
 from messaging import presence
 from messaging.models import MAX_GROUP_SIZE, MAX_MESSAGE_LENGTH, Conversation, ConversationParticipant, Message
 from messaging.selectors import message_payload, parse_uuid
@@ -216,53 +217,92 @@ def message_send(
     The write is a single statement (`_SEND_SQL`): atomic on its own, and inside a caller's
     transaction the events still wait for that transaction's commit.
     """
+    params = _send_params(user, conversation_id, content, attachments, client_message_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_SEND_SQL, params)
+        row = cursor.fetchone()
+    message = _sent(user, params, row)
+    if message is None:
+        return _resent(user=user, params=params), False
+    _announce(message, user, participants=row[3])
+    return message, True
+
+
+async def amessage_send(
+    *,
+    user: User,
+    conversation_id: uuid.UUID | str,
+    content: object,
+    attachments: object = None,
+    client_message_id: object = None,
+) -> tuple[Message, bool]:
+    """`message_send` from an event loop (the consumers): the same statement, prepared, on
+    the loop's own connections (emploiplus/postgres/aio.py) — no thread hop; its frames and
+    the offline check leave from the loop before it returns, as with `effects.run_sync`."""
+    params = _send_params(user, conversation_id, content, attachments, client_message_id)
+    row = await aio.fetchone(_SEND_SQL, params)
+    message = _sent(user, params, row)
+    if message is None:
+        return await effects.run_sync(_resent, user=user, params=params), False
+    with effects.Collected() as collected:
+        _announce(message, user, participants=row[3])
+    await collected.flush()
+    return message, True
+
+
+def _send_params(
+    user: User, conversation_id: object, content: object, attachments: object, client_message_id: object
+) -> dict[str, Any]:
     content = _clean_content(content)
     attachments = _clean_attachments(attachments)
     client_message_id = _clean_client_message_id(client_message_id)
-    conversation_id = parse_uuid(conversation_id, field="conversationId")
-    message_id = uuid.uuid4()
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _SEND_SQL,
-            {
-                "cid": conversation_id,
-                "uid": user.pk,
-                "id": message_id,
-                "content": content,
-                "attachments": json.dumps(attachments),
-                "cmid": client_message_id,
-                "now": now,
-            },
-        )
-        allowed, created, recipient_id, participants = cursor.fetchone()
+    return {
+        "cid": parse_uuid(conversation_id, field="conversationId"),
+        "uid": user.pk,
+        "id": uuid.uuid4(),
+        "content": content,
+        "attachments": json.dumps(attachments),
+        "attachments_list": attachments,  # not a statement parameter: the Message built after
+        "cmid": client_message_id,
+        "now": timezone.now(),
+    }
+
+
+def _sent(user: User, params: dict[str, Any], row: tuple) -> Message | None:
+    """The stored message from `_SEND_SQL`'s row; None when a resend inserted nothing."""
+    allowed, created, recipient_id, _participants = row
     if not allowed:
         raise Forbidden("Vous ne participez pas à cette conversation.")
     if not created:
-        if client_message_id is None:  # pragma: no cover - nothing else inserts nothing
+        if params["cmid"] is None:  # pragma: no cover - nothing else inserts nothing
             raise RuntimeError("message insert returned no row")
-        # Only a (sender, clientMessageId) conflict inserts nothing for a participant.
-        existing = Message.objects.get(sender_id=user.pk, client_message_id=client_message_id)
-        return _same_conversation(existing, conversation_id), False
-
+        return None  # only a (sender, clientMessageId) conflict inserts nothing for a participant
     message = Message(
-        id=message_id,
-        conversation_id=conversation_id,
+        id=params["id"],
+        conversation_id=params["cid"],
         sender_id=user.pk,
         recipient_id=recipient_id,
-        content=content,
-        attachments=attachments,
-        client_message_id=client_message_id,
-        created_at=now,
-        updated_at=now,
+        content=params["content"],
+        attachments=params["attachments_list"],
+        client_message_id=params["cmid"],
+        created_at=params["now"],
+        updated_at=params["now"],
     )
     message._state.adding = False
     message._state.db = connection.alias
+    return message
 
+
+def _resent(*, user: User, params: dict[str, Any]) -> Message:
+    existing = Message.objects.get(sender_id=user.pk, client_message_id=params["cmid"])
+    return _same_conversation(existing, params["cid"])
+
+
+def _announce(message: Message, user: User, *, participants: list[uuid.UUID]) -> None:
     payload = message_payload(message, sender_email=user.email)
     sent = {
         "id": payload["id"],
-        "clientMessageId": client_message_id,
+        "clientMessageId": message.client_message_id,
         "timestamp": payload["timestamp"],
         "conversationId": payload["conversationId"],
     }
@@ -276,7 +316,6 @@ def message_send(
             lambda: _notify_offline(message=message, sender=user, recipient_ids=others),
             afn=lambda: _anotify_offline(message=message, sender=user, recipient_ids=others),
         )
-    return message, True
 
 
 def _same_conversation(message: Message, conversation_id: uuid.UUID | str) -> Message:

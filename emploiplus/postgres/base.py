@@ -11,14 +11,24 @@ dead connection found check *every* idle connection at once (`ConnectionPool.che
 empty query each, dead ones replaced in the background): the request that found it waits
 about one backoff step, the next ones get live connections.
 
+**No round trip for a healthy connection.** An idle connection has nothing to read: its
+last reply was read to the end. A server that went away (restart, failover, idle timeout,
+`pg_terminate_backend`) leaves its FATAL message and EOF on the socket, which a poll sees at
+once. So the check polls the socket (`idle_connection_is_suspect`, one `select` with no
+timeout) and sends the empty query only when something is waiting there; Django's stock
+check sends it every time — one round trip per borrowed connection, on every request and
+every consumer call. What neither catches: a peer that vanished without a word (a cut
+network path, no FIN); the request's own query then fails or times out, as it would after
+the stock check passed a moment too early.
+
 Django passes the pool its own `check` argument, so this backend builds the pool the way
-Django 5.2 does (`DatabaseWrapper.pool`) with ours instead. Cost: one round trip per
-borrowed connection (an empty query; Django's stock check costs the same).
+Django 5.2 does (`DatabaseWrapper.pool`) with ours instead.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base as postgresql
@@ -27,8 +37,23 @@ from psycopg_pool import ConnectionPool
 log = logging.getLogger(__name__)
 
 
+def idle_connection_is_suspect(conn) -> bool:
+    """Whether an idle connection has something to read (the EOF and last words of a server
+    that went away), or is closed: then it needs a real check. A healthy idle connection has
+    nothing waiting."""
+    if conn.closed:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 def check_pooled_connection(conn) -> None:
     """Raise if `conn` is dead (the pool then replaces it), after weeding out the pool."""
+    if not idle_connection_is_suspect(conn):
+        return
     try:
         ConnectionPool.check_connection(conn)
     except Exception as exc:

@@ -5,6 +5,7 @@ the channels_redis / Django internals it relies on still have the shape it expec
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -157,6 +158,26 @@ def test_naive_group_send_costs_four_round_trips_per_frame(listener, through_pro
         return turns
 
     assert listener._run(send_three()) == 12
+
+
+def test_concurrent_flushes_of_one_loop_share_round_trips_and_keep_their_order(listener, through_proxy):
+    """A busy server flushes many commits at once: those that come while a send is in flight
+    leave together in the next one (two round trips for the batch), in order."""
+    channel = listener.join("user.a")
+    layer = get_channel_layer()
+
+    async def burst() -> int:
+        await effects.abroadcast("user.a", "warm", {})  # this loop's pool
+        through_proxy.reset()
+        await asyncio.gather(*(effects.abroadcast("user.a", "new_message", {"i": i}) for i in range(20)))
+        turns = through_proxy.turns
+        await layer.close_pools()
+        return turns
+
+    turns = listener._run(burst())
+    assert turns == 2  # one read of the members, one push: for 20 flushes (40 round trips one by one)
+    got = [m["data"]["i"] for m in listener.received(channel) if m["event"] == "new_message"]
+    assert got == list(range(20))
 
 
 # --- a flush that fails: the write stands, the sweep delivers --------------------------------
@@ -317,3 +338,15 @@ def test_run_sync_flushes_the_services_effects_from_the_event_loop(listener):
 
     assert listener._run(effects.run_sync(service, n=21)) == 42
     assert events_of(listener.received(channel)) == [("e", {"n": 21})]
+
+
+def test_every_caller_of_a_batch_that_fails_gets_the_error(dead_redis):
+    """Frames batched together fail together: each caller hears it (and logs what it lost)."""
+
+    async def burst() -> list:
+        return await asyncio.gather(
+            *(effects.abroadcast("user.a", "typing", {"i": i}) for i in range(5)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(burst())
+    assert len(outcomes) == 5 and all(isinstance(o, Exception) for o in outcomes), outcomes

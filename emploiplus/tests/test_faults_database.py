@@ -274,3 +274,49 @@ def event_status(cluster, record_id: str) -> str | None:
     except psycopg.OperationalError:
         return None
     return row[0] if row else None
+
+
+def test_a_websocket_send_after_a_restart_is_acked_on_its_first_try(cluster):
+    """The consumers' own connections (emploiplus/postgres/aio.py) died with the old server
+    too: the first send after the restart finds its connection dead by polling it and
+    replaces it — an ack, not an `unavailable` error."""
+    import asyncio
+
+    import websockets
+
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    token_a = make_token(alice)
+    with asgi_server(DATABASE_URL=cluster.url, **SERVER_ENV) as (base, _proc):
+        assert call(base, "GET", "/api/me/", token=make_token(bob))[0] == 200  # bob exists
+        status, _h, body = call(
+            base, "POST", "/api/conversations/", token=token_a, body=json.dumps({"participantIds": [str(bob)]}).encode()
+        )
+        assert status in (200, 201), body
+        conversation_id = json.loads(body)["id"]
+
+        async def scenario() -> list[dict]:
+            answers = []
+            async with websockets.connect(f"ws://{base}/ws/messages/?token={token_a}") as ws:
+
+                async def send_all(ns: range) -> list[dict]:
+                    for n in ns:  # all sent before any answer is read: handled concurrently
+                        data = {"conversationId": conversation_id, "content": f"n{n}"}
+                        await ws.send(json.dumps({"event": "send_message", "ref": f"m{n}", "data": data}))
+                    got: dict[str, dict] = {}
+                    while len(got) < len(ns):
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                        if frame.get("ref") in {f"m{n}" for n in ns}:
+                            got[frame["ref"]] = frame
+                    return [got[f"m{n}"] for n in ns]
+
+                # Concurrent sends: the loop holds several connections, all idle afterwards.
+                answers += await send_all(range(6))
+                await asyncio.to_thread(cluster.restart)
+                answers += await send_all(range(6, 12))
+            return answers
+
+        answers = asyncio.run(scenario())
+    assert [a["event"] for a in answers] == ["ack"] * 12, [a for a in answers if a["event"] != "ack"]
+    with psycopg.connect(cluster.url) as conn:
+        rows = conn.execute("SELECT content FROM messages WHERE conversation_id = %s", [conversation_id])
+        assert sorted(row[0] for row in rows) == sorted(f"n{n}" for n in range(12))

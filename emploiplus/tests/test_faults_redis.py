@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 import redis
@@ -211,3 +213,124 @@ def test_a_socketio_websocket_is_closed_when_redis_fails_not_left_deaf(alice):
                     return True
 
         assert asyncio.run(scenario())
+
+
+def _keys_without_ttl(client) -> set[bytes]:
+    """Keys that never expire, but for the cluster-wide metric counters (emploiplus.metrics:
+    one per counter name, kept on purpose; a restarted Redis starts them again)."""
+    return {key for key in client.scan_iter(count=1000) if client.ttl(key) == -1 and b":metrics:" not in key}
+
+
+@pytest.mark.timeout(240)
+def test_a_redis_restart_under_webhook_traffic_loses_no_accepted_delivery(alice, acme, settings):
+    """Signed job webhooks arrive at a steady pace while Redis is stopped and started again
+    (no persistence: queued jobs are gone). Every delivery answers 202 (stored) or 503, never
+    500; once the sweeps have run (the cron's minute tick, run here), every accepted delivery
+    is processed, its job matched and alice notified and pushed exactly once per job. Nothing
+    is left behind in Redis: no key without a TTL that was not there before the traffic."""
+    import threading
+
+    from emploiplus import effects
+    from matching.services import job_sweep_pending
+    from matching.testing import envelope, set_profile, sign
+    from notifications.models import Notification, NotificationDelivery
+    from notifications.services import notifications_sweep
+    from notifications.testing import FakeOneSignal
+    from notifications.tests.helpers import worker
+    from webhooks.models import WebhookEvent, WebhookStatus
+    from webhooks.services import webhook_sweep
+
+    set_profile(alice, skills=["python"], experience_level="mid")
+    answers: list[tuple[str, int]] = []
+
+    def deliver(base: str, n: int) -> None:
+        record = {"id": str(uuid.uuid4()), "company_id": str(acme.pk), "title": f"Data engineer {n}",
+                  "required_skills": ["python"], "status": "active"}  # fmt: skip
+        body = json.dumps(envelope(record)).encode()
+        request = urllib.request.Request(f"http://{base}/api/webhooks/jobs/notify", data=body, method="POST")
+        request.add_header("Content-Type", "application/json")
+        request.add_header("X-Webhook-Signature", sign(body))
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                answers.append((record["id"], response.status))
+        except urllib.error.HTTPError as error:
+            answers.append((record["id"], error.code))
+
+    with (
+        FakeOneSignal() as onesignal,
+        private_redis() as server,
+        asgi_server(REDIS_URL=server.url, RATE_LIMIT_PER_MINUTE="100000") as (base, _proc),
+        worker(onesignal.url, REDIS_URL=server.url),
+    ):
+        client = redis.Redis.from_url(server.url)
+        deliver(base, 0)  # warm: the worker registered, the queues exist
+        assert until(lambda: Notification.objects.filter(user=alice).count() == 1)
+        before = _keys_without_ttl(client)
+
+        stop = threading.Event()
+
+        def traffic() -> None:
+            n = 1
+            while not stop.is_set():
+                deliver(base, n)
+                n += 1
+                time.sleep(0.15)
+
+        sender = threading.Thread(target=traffic)
+        sender.start()
+        time.sleep(1.5)
+        server.stop()
+        time.sleep(2)
+        server.start()
+        time.sleep(1.5)
+        stop.set()
+        sender.join(30)
+
+        # The cron's minute ticks, now: enqueue what was stored while Redis was away. Pushes
+        # whose job vanished with Redis are queued again once NOTIFICATIONS_STALE_SECONDS old
+        # (600 s): that wait is skipped here.
+        settings.NOTIFICATIONS_STALE_SECONDS = 0
+        settings.RQ_QUEUES = {name: {**cfg, "URL": server.url} for name, cfg in settings.RQ_QUEUES.items()}
+        effects.reset_for_tests()
+        try:
+            accepted = [job_id for job_id, status in answers if status == 202]
+
+            progress: dict[str, object] = {}
+
+            def all_done() -> bool:
+                webhook_sweep(older_than_seconds=0)
+                job_sweep_pending(older_than_seconds=0)
+                notifications_sweep()
+                events = WebhookEvent.objects.filter(payload__record__company_id=str(acme.pk))
+                progress["events not processed"] = list(
+                    events.exclude(status=WebhookStatus.PROCESSED).values_list("status", flat=True)
+                )
+                progress["deliveries not sent"] = list(
+                    NotificationDelivery.objects.filter(notification__user=alice)
+                    .exclude(status="sent")
+                    .values_list("status", flat=True)
+                )
+                progress["notified"] = Notification.objects.filter(user=alice, type="job_match").count()
+                return (
+                    not progress["events not processed"]
+                    and not progress["deliveries not sent"]
+                    and progress["notified"] == len(accepted)
+                )
+
+            assert until(all_done, within=90, every=1.0), (progress, len(accepted))
+            left = _keys_without_ttl(client) - before
+        finally:
+            effects.reset_for_tests()
+
+    statuses = {status for _id, status in answers}
+    assert statuses <= {202, 503}, answers  # never a 500
+    assert len(accepted) >= 15, answers  # traffic ran before, during and after the outage
+    assert WebhookEvent.objects.filter(payload__record__company_id=str(acme.pk)).count() == len(accepted)
+    # Each accepted job notified alice once, and every notification was pushed (sent).
+    notified = Notification.objects.filter(user=alice, type="job_match")
+    assert notified.count() == len(accepted)
+    assert set(NotificationDelivery.objects.filter(notification__user=alice).values_list("status", flat=True)) == {
+        "sent"
+    }
+    assert sum(onesignal.id_counts.values()) >= 1 and set(onesignal.id_counts) == {str(alice.pk)}
+    assert not left, sorted(left)

@@ -207,6 +207,7 @@ CHECKS: dict[str, tuple[str, dict[str, str], str, object]] = {
     ),
     "HTTP_THREADS": ("main", {"HTTP_THREADS": "8"}, "settings.HTTP_THREADS", 8),
     "WS_DB_THREADS": ("main", {"WS_DB_THREADS": "6"}, "settings.WS_DB_THREADS", 6),
+    "WS_DB_LOOP_CONNECTIONS": ("main", {"WS_DB_LOOP_CONNECTIONS": "2"}, "settings.WS_DB_LOOP_CONNECTIONS", 2),
     "WEB_CONCURRENCY": ("main", {"WEB_CONCURRENCY": "3"}, "settings.WEB_CONCURRENCY", 3),
     "ASGI_SERVER": ("main", {"ASGI_SERVER": "daphne"}, "settings.ASGI_SERVER", "daphne"),
     "CHANNEL_LAYER_RECEIVE": (

@@ -305,3 +305,27 @@ async def test_it_follows_contacts_without_subscribing_and_refuses_strangers(ali
     finally:
         await bob_tab.close()
         await watcher.close()
+
+
+def test_a_connect_that_fails_on_redis_leaves_nothing_to_heartbeat(alice, settings):
+    """A socket connecting while Redis is down fails to connect (the client retries); its
+    connection must not stay in the process's registry, or the heartbeat would keep alice
+    online for as long as the process lives once Redis is back (a `user_offline` that never
+    comes: issue 16)."""
+    from emploiplus.testing import private_redis
+
+    with private_redis() as server:
+        settings.REDIS_URL = server.url
+
+        async def scenario() -> tuple[int, int, list[str]]:
+            server.stop()
+            with pytest.raises(Exception):  # noqa: B017 - whichever redis-py error the refused connect raises
+                await presence.connect(user_id=alice.pk, email=alice.email, connection_id=f"c-{uuid.uuid4()}")
+            held = presence.local_connection_count()
+            await asyncio.to_thread(server.start)
+            registry = presence._registry()
+            await presence.heartbeat(registry.connections)  # what the heartbeat task sends next
+            return held, presence.local_connection_count(), await presence.aonline_user_ids([alice.pk])
+
+        held, still_held, online = asyncio.run(scenario())
+    assert (held, still_held, online) == (0, 0, [])
