@@ -681,13 +681,14 @@ class _FrameBatcher:
     def __init__(self) -> None:
         self.waiting: list[tuple[list[Frame], asyncio.Future]] = []
         self.running = False
+        self.task: asyncio.Task | None = None  # held: the loop keeps only a weak reference
 
     async def send(self, layer: Any, frames: list[Frame]) -> None:
         done = asyncio.get_running_loop().create_future()
         self.waiting.append((frames, done))
         if not self.running:
             self.running = True
-            asyncio.get_running_loop().create_task(self._run(layer))
+            self.task = asyncio.get_running_loop().create_task(self._run(layer))
         await done
 
     async def _run(self, layer: Any) -> None:
