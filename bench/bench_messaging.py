@@ -283,6 +283,48 @@ def _node_client(
     return outcome
 
 
+def _peer_memory_per_connection(n: int) -> Result:
+    """The peer's side of "memory per connection": `n` Socket.IO websocket connections to its
+    /messages namespace across its two processes (raw Engine.IO v4 frames: open, namespace
+    connect), RSS growth of both processes / connections."""
+    import websockets
+
+    with _peer_servers() as (urls, procs):
+
+        async def one(url: str, i: int, gate: asyncio.Semaphore):
+            async with gate:
+                ws = await websockets.connect(
+                    f"{url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket", open_timeout=60
+                )
+                assert (await ws.recv()).startswith("0")  # Engine.IO open
+                await ws.send(f'40/messages,{{"userId":"idle{i}"}}')
+                while not (await ws.recv()).startswith("40/messages,"):
+                    pass
+                return ws
+
+        async def hold() -> tuple[int, float]:
+            before = sum(rss_kib(p.pid) for p in procs)
+            gate = asyncio.Semaphore(100)
+            held = await asyncio.gather(*(one(urls[i % 2], i, gate) for i in range(n)))
+            await asyncio.sleep(2)
+            after = sum(rss_kib(p.pid) for p in procs)
+            for ws in held:
+                await ws.close()
+            return len(held), (after - before) / max(1, len(held))
+
+        held, per_conn_kib = asyncio.run(hold())
+    _progress(f"peer: {held} connections held, {per_conn_kib:.1f} KiB each")
+    return Result(
+        benchmark="memory per connection",
+        variant="Node/Socket.io peer (websocket)",
+        size=f"{held} connections, 2 processes",
+        n=held,
+        median_ms=float("nan"),
+        p99_ms=float("nan"),
+        extra={"server_memory_per_connection_kib": round(per_conn_kib, 1)},
+    )
+
+
 def _versus() -> list[Result]:
     """CONTRACT's comparison (issue 13): 50 conversations × 40 sequential messages, a and b on
     two different server processes, the same Node client for the peer and for us; then one
@@ -458,6 +500,8 @@ def run() -> list[Result]:
                     target="10,000 held, median ≤ 20 ms",
                 )
             )
+
+            results.append(_peer_memory_per_connection(CONNECTIONS))
 
         if "fanout" in PARTS:
             # 3. fan-out to FANOUT sessions of a 50-member group
