@@ -379,12 +379,17 @@ class _JobBatcher:
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _JobBatcher] = weakref.WeakKeyDictionary()
 
 
-def _batcher() -> _JobBatcher:
+def _for_loop(registry: weakref.WeakKeyDictionary, factory: Callable[[], Any]) -> Any:
+    """The running event loop's entry of `registry`, made by `factory` on first use."""
     loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = _JobBatcher()
-    return batcher
+    found = registry.get(loop)
+    if found is None:
+        found = registry[loop] = factory()
+    return found
+
+
+def _batcher() -> _JobBatcher:
+    return _for_loop(_batchers, _JobBatcher)
 
 
 @atexit.register
@@ -716,11 +721,7 @@ _frame_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FrameBatc
 
 
 def _frame_batcher() -> _FrameBatcher:
-    loop = asyncio.get_running_loop()
-    batcher = _frame_batchers.get(loop)
-    if batcher is None:
-        batcher = _frame_batchers[loop] = _FrameBatcher()
-    return batcher
+    return _for_loop(_frame_batchers, _FrameBatcher)
 
 
 async def _asend_frames_now(layer: Any, frames: list[Frame]) -> None:
