@@ -262,7 +262,6 @@ def _send_params(
         "id": uuid.uuid4(),
         "content": content,
         "attachments": json.dumps(attachments),
-        "attachments_list": attachments,  # not a statement parameter: the Message built after
         "cmid": client_message_id,
         "now": timezone.now(),
     }
@@ -283,7 +282,7 @@ def _sent(user: User, params: dict[str, Any], row: tuple) -> Message | None:
         sender_id=user.pk,
         recipient_id=recipient_id,
         content=params["content"],
-        attachments=params["attachments_list"],
+        attachments=json.loads(params["attachments"]),
         client_message_id=params["cmid"],
         created_at=params["now"],
         updated_at=params["now"],
