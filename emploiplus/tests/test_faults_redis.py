@@ -221,6 +221,19 @@ def _keys_without_ttl(client) -> set[bytes]:
     return {key for key in client.scan_iter(count=1000) if client.ttl(key) == -1 and b":metrics:" not in key}
 
 
+def _rq_idle(client) -> bool:
+    """No job queued or running on any queue (RQ moves a finished job from its started to its
+    finished registry in one transaction)."""
+    from django.conf import settings
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    return all(
+        Queue(name, connection=client).count == 0 and StartedJobRegistry(name, connection=client).count == 0
+        for name in settings.RQ_QUEUES
+    )
+
+
 @pytest.mark.timeout(240)
 def test_a_redis_restart_under_webhook_traffic_loses_no_accepted_delivery(alice, acme, settings):
     """Signed job webhooks arrive at a steady pace while Redis is stopped and started again
@@ -263,8 +276,11 @@ def test_a_redis_restart_under_webhook_traffic_loses_no_accepted_delivery(alice,
         worker(onesignal.url, REDIS_URL=server.url),
     ):
         client = redis.Redis.from_url(server.url)
-        deliver(base, 0)  # warm: the worker registered, the queues exist
-        assert until(lambda: Notification.objects.filter(user=alice).count() == 1)
+        deliver(base, 0)  # warm: the worker registered, the queues and their registries exist
+        assert until(lambda: NotificationDelivery.objects.filter(notification__user=alice, status="sent").exists())
+        # The snapshot waits for the worker to be idle: the notification row is written inside
+        # the webhook job, before RQ files that job in its finished registry (a key with no TTL).
+        assert until(lambda: _rq_idle(client))
         before = _keys_without_ttl(client)
 
         stop = threading.Event()
