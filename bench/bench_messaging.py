@@ -57,6 +57,9 @@ VERSUS_ROUNDS = int(os.environ.get("BENCH_VERSUS_ROUNDS", "2"))
 # own receive), daphne, before (uvicorn serving a checkout of BENCH_VERSUS_BEFORE).
 VERSUS_STACKS = os.environ.get("BENCH_VERSUS_STACKS", "uvicorn,stock,daphne,before").split(",")
 VERSUS_BEFORE = os.environ.get("BENCH_VERSUS_BEFORE", "5dbce58")
+# Our transports: ws (/ws/messages/), sio (Socket.IO over websocket), polling (long-polling).
+VERSUS_VARIANTS = os.environ.get("BENCH_VERSUS_VARIANTS", "ws,sio,polling").split(",")
+VARIANT_KEYS = {("ws", "websocket"): "ws", ("sio", "websocket"): "sio", ("sio", "polling"): "polling"}
 REST_RATE = 20  # urllib from a few threads of this process: above that the client queues
 
 SERVER_ENV = {
@@ -384,6 +387,7 @@ def _versus() -> list[Result]:
                 variants = [("ws", "websocket", "/ws/messages/"), ("sio", "websocket", "Socket.IO websocket")]
                 if server == "uvicorn":
                     variants.append(("sio", "polling", "Socket.IO long-polling"))
+                variants = [v for v in variants if VARIANT_KEYS[v[0], v[1]] in VERSUS_VARIANTS]
                 for mode, transports, label in variants:
                     for shape, n, m in shapes:
                         if transports == "polling" and shape == "sequential":

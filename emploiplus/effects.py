@@ -21,11 +21,11 @@ savepoint that rolled back is dropped with it: each registration is a marker in 
 flush callback outside any savepoint; only the last flush callback does anything, and it
 sends what the markers kept. A rolled-back transaction sends nothing.
 
-**One flush per commit, fewest round trips.** The flush sends every frame of the commit in two
-Redis round trips whatever their number (one pipeline reads the members of every group, one
-Lua script pushes each message to each member's channel key — channels_redis' own format, so
-every process's layer reads them as usual), then every job in one RQ `enqueue_many` pipeline,
-then the follow-ups. Sync callers (REST, jobs) talk to Redis directly from their thread (no hop
+**One flush per commit, fewest round trips.** The flush sends every frame of the commit in one
+Redis round trip whatever their number (one Lua script reads the members of every group and
+pushes each message to each member's channel key — channels_redis' own format, so every
+process's layer reads them as usual), then every job in one RQ `enqueue_many` pipeline, then
+the follow-ups. Sync callers (REST, jobs) talk to Redis directly from their thread (no hop
 to an event loop); async callers (consumers) use `run_sync`, which runs the service in a
 database thread and flushes its effects afterwards from the consumer's own event loop.
 
@@ -44,8 +44,8 @@ sweeps recover (all of them run every minute by `emploiplus.cron`):
   websocket frames of a large notification fan-out (the notifications are in the REST list);
   a follow-up that failed (e.g. the push to an offline participant of a message).
 
-**Library internals.** Sending to many groups in two round trips needs channels_redis 4.3
-internals (`_group_key`, `_map_channel_keys_to_connection`, `serialize`, key layout); they are
+**Library internals.** Sending to many groups in one round trip needs channels_redis 4.3
+internals (`_group_key`, `non_local_name`, the serializer's format, key layout); they are
 used here only, `fast_path_supported()` says whether the configured layer has that shape, and
 `emploiplus/tests/test_effects.py` fails loudly if the pinned layer changes it. Any other layer
 (or a sharded one) gets `group_send` per frame. Django's commit hooks are read here too (the
@@ -60,6 +60,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import os
 import time
 import uuid
 import weakref
@@ -69,6 +70,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
@@ -82,10 +84,9 @@ log = logging.getLogger(__name__)
 
 FRAME, JOB, FOLLOW_UP = "frame", "job", "follow_up"
 
-# Groups read per pipeline and channel keys pushed per Lua call (a fan-out to 50,000
-# users is cut so Redis never runs one long script).
-GROUPS_PER_READ = 5000
-KEYS_PER_PUSH = 1000
+# Frames per call of the send script (a fan-out to 50,000 users is cut so that Redis never
+# runs one long script: a frame is mostly one user's group, of a few connections).
+FRAMES_PER_SEND = 500
 
 
 # --- what an effect is ---------------------------------------------------------------------
@@ -558,66 +559,94 @@ class _ReaderFailed:
 # --- frames: channels_redis internals, here only --------------------------------------------
 def fast_path_supported(layer: Any) -> bool:
     """The configured layer is channels_redis' RedisChannelLayer on one host, with the
-    internals the two-round-trip send relies on."""
+    internals and the plain message format (msgpack, 12-byte random prefix, no encryption, one
+    capacity for every channel) that the one-script send below writes itself."""
+    from channels_redis.serializers import MsgPackSerializer
+
+    serializer = getattr(layer, "_serializer", None)
     return (
         isinstance(layer, _RedisChannelLayer)
         and layer.ring_size == 1
-        and all(hasattr(layer, name) for name in ("_group_key", "_map_channel_keys_to_connection", "serialize"))
+        and all(hasattr(layer, name) for name in ("_group_key", "non_local_name", "connection"))
+        and isinstance(serializer, MsgPackSerializer)
+        and serializer.crypter is None
+        and serializer.random_prefix_length == RANDOM_PREFIX_LENGTH
+        and not layer.channel_capacity
     )
 
 
-# KEYS = channel keys (repeats allowed, in send order). ARGV = one message per key, one
-# capacity per key, the score of the first message, the expiry. Same checks and format as
-# channels_redis' group_send; increasing scores keep the order per channel key.
-_PUSH = """
-local n = #KEYS
-local now = tonumber(ARGV[2 * n + 1])
-local expiry = tonumber(ARGV[2 * n + 2])
-local over = 0
-for i = 1, n do
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, math.floor(now) - expiry)
-    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[n + i]) then
-        redis.call('ZADD', KEYS[i], now + i * 0.000001, ARGV[i])
-        redis.call('EXPIRE', KEYS[i], expiry)
-    else
-        over = over + 1
+RANDOM_PREFIX_LENGTH = 12  # channels_redis' own: each stored message is unique in its sorted set
+
+# One call per batch of frames: read each group's live members and push the frame's message to
+# each member's channel key, in send order, with channels_redis' checks (group expiry, message
+# expiry, capacity) and format: 12 random bytes, then the msgpack map of the message with
+# `__asgi_channel__` (the names of the key's channels in the group). ARGV[6 + j] is frame j's
+# map without that last value (its header counts it); the script appends the list of names.
+# KEYS = one group key per frame (repeats allowed). ARGV = now, group expiry, message expiry,
+# capacity, key prefix, 8 random bytes (with a counter, the prefix of each stored message).
+# Returns the number of messages dropped over capacity. Channel keys are read from the groups,
+# so this needs one Redis (not a cluster), which `fast_path_supported` checks.
+_SEND = """
+local now = tonumber(ARGV[1])
+local group_cutoff = math.floor(now) - tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local capacity = tonumber(ARGV[4])
+local prefix, base = ARGV[5], ARGV[6]
+local members_of, n, over = {}, 0, 0
+for j = 1, #KEYS do
+    local group = KEYS[j]
+    local members = members_of[group]
+    if not members then
+        redis.call('ZREMRANGEBYSCORE', group, 0, group_cutoff)
+        members = redis.call('ZRANGE', group, 0, -1)
+        members_of[group] = members
+    end
+    local keys, names = {}, {}
+    for _, channel in ipairs(members) do
+        local bang = string.find(channel, '!', 1, true)
+        local key = prefix .. (bang and string.sub(channel, 1, bang) or channel)
+        if not names[key] then
+            names[key] = {}
+            keys[#keys + 1] = key
+        end
+        table.insert(names[key], channel)
+    end
+    for _, key in ipairs(keys) do
+        n = n + 1
+        redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
+        if redis.call('ZCARD', key) < capacity then
+            local message = base .. struct.pack('>I4', n) .. ARGV[6 + j] .. cmsgpack.pack(names[key])
+            redis.call('ZADD', key, now + n * 0.000001, message)
+            redis.call('EXPIRE', key, expiry)
+        else
+            over = over + 1
+        end
     end
 end
 return over
 """
+_CHANNEL_NAMES_KEY = msgpack.packb("__asgi_channel__")
 
 
-def _group_keys(layer: Any, frames: list[Frame]) -> list[bytes]:
+def _message_head(message: dict[str, Any]) -> bytes:
+    """msgpack of `message` plus one more entry, `__asgi_channel__`, whose value is left out."""
+    packer = msgpack.Packer()
+    entries = (packer.pack(k) + packer.pack(v) for k, v in message.items())
+    return b"".join([packer.pack_map_header(len(message) + 1), *entries, _CHANNEL_NAMES_KEY])
+
+
+def _send_args(layer: Any, frames: list[Frame]) -> tuple[list[bytes], list[Any]]:
+    keys = []
     for frame in frames:
         assert layer.require_valid_group_name(frame.group), "Group name not valid"
-    return list(dict.fromkeys(layer._group_key(frame.group) for frame in frames))
+        keys.append(layer._group_key(frame.group))
+    head = [time.time(), int(layer.group_expiry), int(layer.expiry), int(layer.capacity), layer.prefix]
+    return keys, [*head, os.urandom(RANDOM_PREFIX_LENGTH - 4), *(_message_head(f.message()) for f in frames)]
 
 
-def _push_plan(layer: Any, frames: list[Frame], members: dict[bytes, list[str]]) -> list[tuple[bytes, bytes, int]]:
-    """(channel key, serialized message, capacity) per destination, in send order."""
-    plan = []
-    for frame in frames:
-        names = members.get(layer._group_key(frame.group))
-        if not names:
-            continue  # nobody listens (most recipients of a large fan-out are offline)
-        _by_connection, key_to_message, key_to_capacity = layer._map_channel_keys_to_connection(names, frame.message())
-        for channel_key, serialized in key_to_message.items():
-            plan.append((channel_key, serialized, key_to_capacity[channel_key]))
-    return plan
-
-
-def _push_args(layer: Any, chunk: list[tuple[bytes, bytes, int]]) -> list[Any]:
-    return [
-        *(c[0] for c in chunk),
-        *(c[1] for c in chunk),
-        *(c[2] for c in chunk),
-        time.time(),
-        int(layer.expiry),
-    ]
-
-
-def _members_reply(keys: list[bytes], replies: list[Any]) -> dict[bytes, list[str]]:
-    return {key: [n.decode("utf8") for n in replies[2 * i + 1]] for i, key in enumerate(keys)}
+def _send_over(over: int, frames: list[Frame]) -> None:
+    if over:
+        log.info("%s channel message(s) over capacity, of %s frame(s)", over, len(frames))
 
 
 @functools.cache
@@ -625,6 +654,11 @@ def _sync_redis(address: str):
     import redis
 
     return redis.Redis.from_url(address, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
+@functools.cache
+def _sync_send_script(address: str):
+    return _sync_redis(address).register_script(_SEND)
 
 
 def _layer_address(layer: Any) -> str:
@@ -642,21 +676,11 @@ def _send_frames(frames: list[Frame]) -> None:
 
         async_to_sync(_asend_frames)(frames)
         return
-    client = _sync_redis(_layer_address(layer))
-    for start in range(0, len(frames), GROUPS_PER_READ):
-        chunk = frames[start : start + GROUPS_PER_READ]
-        keys = _group_keys(layer, chunk)
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zremrangebyscore(key, min=0, max=int(time.time()) - layer.group_expiry)
-                pipe.zrange(key, 0, -1)
-            replies = pipe.execute()
-        plan = _push_plan(layer, chunk, _members_reply(keys, replies))
-        for at in range(0, len(plan), KEYS_PER_PUSH):
-            part = plan[at : at + KEYS_PER_PUSH]
-            over = client.eval(_PUSH, len(part), *_push_args(layer, part))
-            if over:
-                log.info("%s of %s channel messages over capacity", over, len(part))
+    script = _sync_send_script(_layer_address(layer))
+    for start in range(0, len(frames), FRAMES_PER_SEND):
+        chunk = frames[start : start + FRAMES_PER_SEND]
+        keys, args = _send_args(layer, chunk)
+        _send_over(script(keys=keys, args=args), chunk)
 
 
 async def _asend_frames(frames: list[Frame]) -> None:
@@ -676,12 +700,12 @@ async def _asend_frames(frames: list[Frame]) -> None:
 class _FrameBatcher:
     """The frames of one event loop leave in order, a batch at a time: the first flush sends
     at once; flushes that come while it is in flight (other sockets' messages, on a busy
-    server) wait and leave together in the next batch — two Redis round trips for the
-    batch instead of two per message. Order is kept: a batch leaves after the one before it
+    server) wait and leave together in the next batch — one Redis round trip for the
+    batch instead of one per message. Order is kept: a batch leaves after the one before it
     has been written. Each caller gets its own batch's outcome (a Redis error raises in
     every caller of that batch, which logs what it lost)."""
 
-    MAX_FRAMES = GROUPS_PER_READ
+    MAX_FRAMES = FRAMES_PER_SEND
 
     def __init__(self) -> None:
         self.waiting: list[tuple[list[Frame], asyncio.Future]] = []
@@ -725,21 +749,22 @@ def _frame_batcher() -> _FrameBatcher:
 
 
 async def _asend_frames_now(layer: Any, frames: list[Frame]) -> None:
-    connection = layer.connection(0)
-    for start in range(0, len(frames), GROUPS_PER_READ):
-        chunk = frames[start : start + GROUPS_PER_READ]
-        keys = _group_keys(layer, chunk)
-        async with connection.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zremrangebyscore(key, min=0, max=int(time.time()) - layer.group_expiry)
-                pipe.zrange(key, 0, -1)
-            replies = await pipe.execute()
-        plan = _push_plan(layer, chunk, _members_reply(keys, replies))
-        for at in range(0, len(plan), KEYS_PER_PUSH):
-            part = plan[at : at + KEYS_PER_PUSH]
-            over = await connection.eval(_PUSH, len(part), *_push_args(layer, part))
-            if over:
-                log.info("%s of %s channel messages over capacity", over, len(part))
+    script = _async_send_script(layer.connection(0))
+    for start in range(0, len(frames), FRAMES_PER_SEND):
+        chunk = frames[start : start + FRAMES_PER_SEND]
+        keys, args = _send_args(layer, chunk)
+        _send_over(await script(keys=keys, args=args), chunk)
+
+
+_async_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _async_send_script(connection: Any) -> Any:
+    """`_SEND` registered on a layer connection (EVALSHA, loaded again after a Redis restart)."""
+    script = _async_scripts.get(connection)
+    if script is None:
+        script = _async_scripts[connection] = connection.register_script(_SEND)
+    return script
 
 
 async def group_add_many(channel: str, groups: list[str]) -> None:
@@ -828,6 +853,7 @@ def reset_for_tests() -> None:
     """Forget cached queues and Redis clients (a test pointed the settings elsewhere)."""
     queue.cache_clear()
     _sync_redis.cache_clear()
+    _sync_send_script.cache_clear()
 
 
 __all__ = [

@@ -121,7 +121,7 @@ def through_proxy(settings):
     effects.reset_for_tests()
 
 
-def test_it_flushes_a_commit_in_three_round_trips_whatever_its_size(listener, through_proxy):
+def test_it_flushes_a_commit_in_two_round_trips_whatever_its_size(listener, through_proxy):
     channels = {group: listener.join(group) for group in ("user.a", "user.b", "user.c")}
 
     def commit(n: int) -> None:
@@ -136,8 +136,8 @@ def test_it_flushes_a_commit_in_three_round_trips_whatever_its_size(listener, th
     for n in (3, 30):
         through_proxy.reset()
         commit(n)
-        # One pipelined read of every group's members, one Lua push, one RQ pipeline.
-        assert through_proxy.turns == 3, n
+        # One script reads every group's members and pushes; one RQ pipeline.
+        assert through_proxy.turns == 2, n
     received = {group: len(listener.received(channel)) for group, channel in channels.items()}
     assert received == {"user.a": 1 + 1 + 10, "user.b": 1 + 10, "user.c": 1 + 10}
     assert len(queued("notifications")) == 3 and len(queued("emails")) == 3
@@ -162,7 +162,7 @@ def test_naive_group_send_costs_four_round_trips_per_frame(listener, through_pro
 
 def test_concurrent_flushes_of_one_loop_share_round_trips_and_keep_their_order(listener, through_proxy):
     """A busy server flushes many commits at once: those that come while a send is in flight
-    leave together in the next one (two round trips for the batch), in order."""
+    leave together in the next one (one round trip for the batch), in order."""
     channel = listener.join("user.a")
     layer = get_channel_layer()
 
@@ -175,7 +175,7 @@ def test_concurrent_flushes_of_one_loop_share_round_trips_and_keep_their_order(l
         return turns
 
     turns = listener._run(burst())
-    assert turns == 2  # one read of the members, one push: for 20 flushes (40 round trips one by one)
+    assert turns == 1  # one script call for 20 flushes (20 one by one)
     got = [m["data"]["i"] for m in listener.received(channel) if m["event"] == "new_message"]
     assert got == list(range(20))
 
@@ -298,6 +298,47 @@ def test_the_pinned_channel_layer_still_has_the_shape_of_the_fast_path():
     message = layer.deserialize(key_to_message[f"{layer.prefix}specific.abc!"])
     assert message == {"type": "t", "__asgi_channel__": ["specific.abc!1", "specific.abc!2"]}
     assert set(key_to_capacity.values()) == {layer.capacity} and list(by_connection) == [0]
+
+
+def test_the_send_script_stores_what_channels_redis_itself_would(caplog):
+    """`_SEND` writes channels_redis' format itself. Read back with the stock layer: one
+    stored message per process key naming that process's channels of the group (as
+    `_map_channel_keys_to_connection` does), plain channels on their own key, an expired
+    member skipped, a full key dropped and counted, each frame's fields intact."""
+    import redis
+    from channels_redis.core import RedisChannelLayer
+
+    layer = get_channel_layer()
+    stock = RedisChannelLayer(hosts=layer.hosts, prefix=layer.prefix, capacity=layer.capacity)
+    client = redis.Redis.from_url(effects._layer_address(layer))
+    group = f"user.{uuid.uuid4().hex}"
+    tag = uuid.uuid4().hex[:8]
+    local = [f"specific.{tag}!1", f"specific.{tag}!2"]
+    plain, full, stale = f"plain.{tag}", f"full.{tag}", f"stale.{tag}"
+    now = time.time()
+    members = {name: now for name in [*local, plain, full]} | {stale: now - layer.group_expiry - 5}
+    client.zadd(layer._group_key(group), members)
+    client.zadd(f"{layer.prefix}{full}", {f"m{i}": now for i in range(layer.capacity)})
+    try:
+        with caplog.at_level(logging.INFO, logger="emploiplus.effects"):
+            effects._send_frames([effects.Frame(group, "new_message", {"n": 1, "s": "é" * 40, "l": [1, None]})])
+        assert "1 channel message(s) over capacity" in caplog.text
+        [stored_local] = client.zrange(f"{layer.prefix}specific.{tag}!", 0, -1)
+        [stored_plain] = client.zrange(f"{layer.prefix}{plain}", 0, -1)
+        for stored, names in ((stored_local, local), (stored_plain, [plain])):
+            message = stock.deserialize(stored)
+            assert message.pop("__asgi_channel__") == names
+            assert message.pop("fid") and message == {
+                "type": "emploiplus.event",
+                "event": "new_message",
+                "data": {"n": 1, "s": "é" * 40, "l": [1, None]},
+            }
+        assert client.zcard(f"{layer.prefix}{full}") == layer.capacity
+        assert not client.exists(f"{layer.prefix}{stale}")
+        assert client.zscore(layer._group_key(group), stale) is None  # an expired member is pruned
+        assert 0 < client.ttl(f"{layer.prefix}{plain}") <= layer.expiry
+    finally:
+        client.delete(layer._group_key(group), *(f"{layer.prefix}{k}" for k in (f"specific.{tag}!", plain, full)))
 
 
 def test_it_reads_djangos_commit_hooks_as_it_expects():
