@@ -78,6 +78,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 
 from emploiplus import logs
+from emploiplus.batching import LoopBatcher, for_loop
 from emploiplus.events import event_message
 
 log = logging.getLogger(__name__)
@@ -380,17 +381,8 @@ class _JobBatcher:
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _JobBatcher] = weakref.WeakKeyDictionary()
 
 
-def _for_loop(registry: weakref.WeakKeyDictionary, factory: Callable[[], Any]) -> Any:
-    """The running event loop's entry of `registry`, made by `factory` on first use."""
-    loop = asyncio.get_running_loop()
-    found = registry.get(loop)
-    if found is None:
-        found = registry[loop] = factory()
-    return found
-
-
 def _batcher() -> _JobBatcher:
-    return _for_loop(_batchers, _JobBatcher)
+    return for_loop(_batchers, _JobBatcher)
 
 
 @atexit.register
@@ -686,7 +678,7 @@ def _send_frames(frames: list[Frame]) -> None:
 async def _asend_frames(frames: list[Frame]) -> None:
     """From an event loop: the layer's own connection pool for this loop. Frames flushed
     while an earlier send of this loop is in flight go together in the next one
-    (`_FrameBatcher`); raises what their send raised."""
+    (`_frame_batcher`); raises what their send raised."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -694,58 +686,23 @@ async def _asend_frames(frames: list[Frame]) -> None:
         for frame in frames:
             await layer.group_send(frame.group, frame.message())
         return
-    await _frame_batcher().send(layer, frames)
+    await _frame_batcher().submit(frames)
 
 
-class _FrameBatcher:
-    """The frames of one event loop leave in order, a batch at a time: the first flush sends
-    at once; flushes that come while it is in flight (other sockets' messages, on a busy
-    server) wait and leave together in the next batch — one Redis round trip for the
-    batch instead of one per message. Order is kept: a batch leaves after the one before it
-    has been written. Each caller gets its own batch's outcome (a Redis error raises in
-    every caller of that batch, which logs what it lost)."""
-
-    MAX_FRAMES = FRAMES_PER_SEND
-
-    def __init__(self) -> None:
-        self.waiting: list[tuple[list[Frame], asyncio.Future]] = []
-        self.running = False
-        self.task: asyncio.Task | None = None  # held: the loop keeps only a weak reference
-
-    async def send(self, layer: Any, frames: list[Frame]) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self.waiting.append((frames, done))
-        if not self.running:
-            self.running = True
-            self.task = asyncio.get_running_loop().create_task(self._run(layer))
-        await done
-
-    async def _run(self, layer: Any) -> None:
-        try:
-            while self.waiting:
-                batch, size = [], 0
-                while self.waiting and (not batch or size + len(self.waiting[0][0]) <= self.MAX_FRAMES):
-                    batch.append(self.waiting.pop(0))
-                    size += len(batch[-1][0])
-                try:
-                    await _asend_frames_now(layer, [f for frames, _ in batch for f in frames])
-                except Exception as exc:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                else:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_result(None)
-        finally:
-            self.running = False
+_frame_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBatcher] = weakref.WeakKeyDictionary()
 
 
-_frame_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FrameBatcher] = weakref.WeakKeyDictionary()
+def _frame_batcher() -> LoopBatcher:
+    """The frames of one event loop leave in order, a batch at a time (`LoopBatcher`): flushes
+    that come while a send is in flight (other sockets' messages, on a busy server) leave
+    together in the next one — one Redis round trip for the batch instead of one per message.
+    A Redis error raises in every caller of that batch, which logs what it lost."""
+    return for_loop(_frame_batchers, lambda: LoopBatcher(_asend_batch, most=FRAMES_PER_SEND))
 
 
-def _frame_batcher() -> _FrameBatcher:
-    return _for_loop(_frame_batchers, _FrameBatcher)
+async def _asend_batch(frames: list[Frame]) -> list[None]:
+    await _asend_frames_now(get_channel_layer(), frames)
+    return [None] * len(frames)
 
 
 async def _asend_frames_now(layer: Any, frames: list[Frame]) -> None:

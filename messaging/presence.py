@@ -53,6 +53,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from emploiplus import effects
+from emploiplus.batching import LoopBatcher, for_loop
 from emploiplus.events import now_iso, presence_group
 from emploiplus.redis import get_redis, key
 
@@ -155,11 +156,22 @@ def online_user_ids(user_ids: Iterable[object]) -> set[str]:
 
 
 async def aonline_user_ids(user_ids: Iterable[object]) -> list[str]:
+    """`online_user_ids` from an event loop. The lookups of one loop that come while one is in
+    flight (every message sent on a busy server asks for its recipients) go together in the next
+    call of the script: one round trip for the batch."""
     ids = list(dict.fromkeys(str(u) for u in user_ids))
     if not ids:
         return []
-    flags = await _aredis().eval(ONLINE, len(ids), *[connections_key(u) for u in ids])
+    flags = await for_loop(_online_batchers, lambda: LoopBatcher(_aonline_flags, most=ONLINE_BATCH)).submit(ids)
     return [uid for uid, flag in zip(ids, flags, strict=True) if flag]
+
+
+ONLINE_BATCH = 1000  # keys per call of ONLINE
+_online_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBatcher] = weakref.WeakKeyDictionary()
+
+
+async def _aonline_flags(ids: list[str]) -> list[int]:
+    return await _aredis().eval(ONLINE, len(ids), *[connections_key(u) for u in ids])
 
 
 # --- deadlines: this process's view of Redis' clock -----------------------------------

@@ -329,3 +329,28 @@ def test_a_connect_that_fails_on_redis_leaves_nothing_to_heartbeat(alice, settin
 
         held, still_held, online = asyncio.run(scenario())
     assert (held, still_held, online) == (0, 0, [])
+
+
+def test_concurrent_lookups_of_one_loop_share_a_round_trip_and_each_get_their_own_answer(alice, bob, charlie, settings):
+    """Every message sent asks who of its recipients is online: on a busy server those
+    lookups go to Redis together (emploiplus.batching), each caller still gets its own."""
+    from emploiplus.testing import TurnCountingProxy
+
+    port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    with TurnCountingProxy(port) as proxy:
+        settings.REDIS_URL = settings.REDIS_URL.replace(f":{port}/", f":{proxy.port}/")
+        connection_id = f"c-{uuid.uuid4()}"
+
+        async def scenario() -> tuple[list[list[str]], int]:
+            await presence.connect(user_id=alice.pk, email=alice.email, connection_id=connection_id)
+            await presence.aonline_user_ids([bob.pk])  # this loop's connection is open
+            proxy.reset()
+            asked = [[alice.pk], [bob.pk], [charlie.pk, alice.pk, bob.pk], []] * 5
+            answers = await asyncio.gather(*(presence.aonline_user_ids(ids) for ids in asked))
+            turns = proxy.turns
+            await presence.disconnect(user_id=alice.pk, connection_id=connection_id)
+            return answers, turns
+
+        answers, turns = asyncio.run(scenario())
+    assert answers == [[str(alice.pk)], [], [str(alice.pk)], []] * 5
+    assert turns == 1  # 15 lookups (the empty ones ask nothing), one call of the script
