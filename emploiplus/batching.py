@@ -25,22 +25,33 @@ Result = TypeVar("Result")
 
 class LoopBatcher(Generic[Item, Result]):
     """`run(items)` returns one result per item, in order; `most` caps a batch (a caller's
-    items are never split: one larger than `most` leaves alone)."""
+    items are never split: one larger than `most` leaves alone). With `concurrency` > 1, up to
+    that many calls are in flight at once (then batches may finish out of order)."""
 
-    def __init__(self, run: Callable[[list[Item]], Awaitable[list[Result]]], *, most: int) -> None:
+    def __init__(
+        self, run: Callable[[list[Item]], Awaitable[list[Result]]], *, most: int, concurrency: int = 1
+    ) -> None:
         self.run = run
         self.most = most
+        self.concurrency = concurrency
         self.waiting: list[tuple[list[Item], asyncio.Future]] = []
-        self.task: asyncio.Task | None = None  # held: the loop keeps only a weak reference
+        self.tasks: set[asyncio.Task] = set()  # held: the loop keeps only a weak reference
 
     async def submit(self, items: list[Item]) -> list[Result]:
-        done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
         self.waiting.append((items, done))
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._drain())
+        if len(self.tasks) < self.concurrency:
+            self.tasks.add(loop.create_task(self._drain()))
         return await done
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_waiting()
+        finally:  # in the step that found nothing waiting: a later submit starts a new drain
+            self.tasks.discard(asyncio.current_task())
+
+    async def _drain_waiting(self) -> None:
         while self.waiting:
             batch, size = [], 0
             while self.waiting and (not batch or size + len(self.waiting[0][0]) <= self.most):

@@ -14,18 +14,21 @@ through the notifications pipeline (push), also after the commit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import uuid
+import weakref
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import User
 from emploiplus import effects
+from emploiplus.batching import LoopBatcher, for_loop
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
 from emploiplus.events import iso, user_group
 from emploiplus.postgres import aio
@@ -238,9 +241,13 @@ async def amessage_send(
 ) -> tuple[Message, bool]:
     """`message_send` from an event loop (the consumers): the same statement, prepared, on
     the loop's own connections (emploiplus/postgres/aio.py) — no thread hop; its frames and
-    the offline check leave from the loop before it returns, as with `effects.run_sync`."""
+    the offline check leave from the loop before it returns, as with `effects.run_sync`.
+    Sends of one loop that come while its statements are in flight go together in one
+    statement (`_SEND_MANY_SQL`, `_astore`)."""
     params = _send_params(user, conversation_id, content, attachments, client_message_id)
-    row = await aio.fetchone(_SEND_SQL, params)
+    [row] = await for_loop(_send_batchers, _send_batcher).submit([params])
+    if isinstance(row, Exception):
+        raise row
     message = _sent(user, params, row)
     if message is None:
         return await effects.run_sync(_resent, user=user, params=params), False
@@ -248,6 +255,81 @@ async def amessage_send(
         _announce(message, user, participants=row[3])
     await collected.flush()
     return message, True
+
+
+# The same statement for many sends at once, one row per send in their order: each send is
+# checked, inserted (idempotent on (sender, clientMessageId), even between two sends of one
+# batch) and answered as `_SEND_SQL` answers it; each conversation's last message moves once,
+# to its latest new message. The conversations are locked in id order first, so that two
+# processes' batches that touch the same conversations cannot deadlock.
+_SEND_MANY_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(%(cid)s::uuid[], %(uid)s::uuid[], %(id)s::uuid[], %(content)s::text[],
+                         %(attachments)s::jsonb[], %(cmid)s::text[], %(now)s::timestamptz[])
+        WITH ORDINALITY AS t(cid, uid, id, content, attachments, cmid, now, n)
+), members AS (
+    SELECT i.n, array_agg(p.user_id) AS users
+    FROM input i JOIN conversation_participants p ON p.conversation_id = i.cid
+    GROUP BY i.n
+), allowed AS (
+    SELECT i.*, m.users FROM input i JOIN members m ON m.n = i.n WHERE i.uid = ANY (m.users)
+), inserted AS (
+    INSERT INTO messages (id, conversation_id, sender_id, recipient_id, content, attachments,
+                          client_message_id, created_at, updated_at)
+    SELECT id, cid, uid,
+           CASE WHEN cardinality(users) = 2 THEN (SELECT u FROM unnest(users) u WHERE u <> uid LIMIT 1) END,
+           content, attachments, cmid, now, now
+    FROM allowed ORDER BY n
+    ON CONFLICT (sender_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
+    RETURNING id, recipient_id
+), locked AS (
+    SELECT c.id FROM conversations c WHERE c.id IN (SELECT cid FROM allowed) ORDER BY c.id FOR NO KEY UPDATE
+), latest AS (
+    SELECT DISTINCT ON (a.cid) a.cid, a.id, a.now
+    FROM allowed a JOIN inserted USING (id) JOIN locked l ON l.id = a.cid
+    ORDER BY a.cid, a.now DESC, a.n DESC
+), moved AS (
+    UPDATE conversations c SET last_message_id = l.id, last_message_at = l.now
+    FROM latest l
+    WHERE c.id = l.cid AND (c.last_message_at IS NULL OR c.last_message_at <= l.now)
+)
+SELECT a.n IS NOT NULL, ins.id IS NOT NULL, ins.recipient_id, coalesce(m.users, '{}')
+FROM input i
+LEFT JOIN members m ON m.n = i.n
+LEFT JOIN allowed a ON a.n = i.n
+LEFT JOIN inserted ins ON ins.id = i.id
+ORDER BY i.n
+"""
+# Sends stored together at most, and statements of one loop in flight at once.
+SEND_BATCH = 100
+SEND_CONCURRENCY = 2
+_send_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBatcher] = weakref.WeakKeyDictionary()
+
+
+def _send_batcher() -> LoopBatcher:
+    return LoopBatcher(_astore, most=SEND_BATCH, concurrency=SEND_CONCURRENCY)
+
+
+async def _astore(sends: list[dict[str, Any]]) -> list[tuple | Exception]:
+    """The rows of `sends`, one statement for all; a send that makes the whole statement fail
+    (e.g. its conversation deleted meanwhile: a foreign key) is found by storing each alone,
+    so that only its own caller gets the error. An outage or a timeout fails them all."""
+    if len(sends) == 1:
+        return [await aio.fetchone(_SEND_SQL, sends[0])]
+    try:
+        return await aio.fetchall(_SEND_MANY_SQL, {key: [send[key] for send in sends] for key in _SEND_MANY_KEYS})
+    except (IntegrityError, DataError, aio.Conflict):
+        log.info("message batch of %s failed, storing each alone", len(sends), exc_info=True)
+    rows: list[tuple | Exception] = []
+    for send in sends:
+        try:
+            rows.append(await aio.fetchone(_SEND_SQL, send))
+        except Exception as exc:
+            rows.append(exc)
+    return rows
+
+
+_SEND_MANY_KEYS = ("cid", "uid", "id", "content", "attachments", "cmid", "now")
 
 
 def _send_params(

@@ -25,7 +25,9 @@ small pool owned by the running event loop instead:
   so a connection that died with an earlier server is replaced before use, not failed.
 - **Errors read as Django's**: a psycopg `OperationalError` / `InterfaceError` (server down,
   statement timeout, pool timeout) is raised as Django's, so the consumers answer
-  `unavailable` exactly as for the ORM path (`emploiplus.realtime.unexpected_error_body`).
+  `unavailable` exactly as for the ORM path (`emploiplus.realtime.unexpected_error_body`);
+  `IntegrityError` and `DataError` too, and a deadlock or serialization failure as `Conflict`
+  (an `OperationalError`: run it again).
 
 Autocommit only: each statement commits on its own (no transaction spans two calls), which
 is what `_SEND_SQL` is written for.
@@ -42,7 +44,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, InterfaceError, OperationalError, connections
 from psycopg.pq import TransactionStatus
 
 from emploiplus.postgres.base import idle_connection_is_suspect
@@ -135,13 +137,33 @@ async def loop_connections() -> LoopConnections:
     return entry[0]
 
 
+class Conflict(OperationalError):
+    """A deadlock or a serialization failure (SQLSTATE class 40): the statement rolled back
+    and may simply be run again."""
+
+
 async def fetchone(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
     """Run one prepared statement in autocommit on the loop's connections; its first row."""
+    return await _run(sql, params, many=False)
+
+
+async def fetchall(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one prepared statement in autocommit on the loop's connections; all its rows."""
+    return await _run(sql, params, many=True)
+
+
+async def _run(sql: str, params: dict[str, Any], *, many: bool) -> Any:
     try:
         async with (await loop_connections()).connection() as conn:
             cursor = await conn.execute(sql, params, prepare=True)
-            return await cursor.fetchone()
+            return await (cursor.fetchall() if many else cursor.fetchone())
+    except psycopg.errors.TransactionRollback as exc:
+        raise Conflict(str(exc)) from exc
     except psycopg.OperationalError as exc:
         raise OperationalError(str(exc)) from exc
     except psycopg.InterfaceError as exc:
         raise InterfaceError(str(exc)) from exc
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+    except psycopg.DataError as exc:
+        raise DataError(str(exc)) from exc

@@ -228,3 +228,73 @@ def test_it_moves_last_message_forward_only_under_concurrent_sends(alice, make_u
     assert Message.objects.filter(conversation=group).count() == 8
     assert group.last_message_at == latest.created_at
     assert Message.objects.filter(conversation=group, recipient_id__isnull=False).count() == 0  # groups: no recipient
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sends_of_one_loop_stored_together_are_each_answered_as_if_alone(alice, bob, charlie):
+    """Concurrent sends of one event loop share a statement (`_SEND_MANY_SQL`): each gets what
+    it would get alone — stored, a duplicate of a clientMessageId (even one of the same
+    batch), refused for a non-participant — and each conversation's last message is its
+    latest. A send whose conversation is gone fails alone: the others are stored."""
+    import asyncio
+
+    from django.db import IntegrityError
+
+    from emploiplus.postgres import aio
+    from messaging import services
+
+    ab, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    bc, _ = conversation_get_or_create_direct(user=bob, other_user_id=charlie.pk)
+    gone, _ = conversation_get_or_create_direct(user=alice, other_user_id=charlie.pk)
+    statements: list[int] = []
+    real = aio.fetchall
+
+    async def counted(sql, params):
+        statements.append(len(params["id"]))
+        return await real(sql, params)
+
+    async def scenario() -> list:
+        aio.fetchall = counted
+        try:
+            first = asyncio.ensure_future(services.amessage_send(user=alice, conversation_id=ab.pk, content="0"))
+            await asyncio.sleep(0)  # in flight: what follows waits and goes together
+            sends = [
+                services.amessage_send(user=alice, conversation_id=ab.pk, content=str(i), client_message_id=f"a{i}")
+                for i in range(1, 6)
+            ] + [
+                services.amessage_send(user=alice, conversation_id=ab.pk, content="again", client_message_id="a1"),
+                services.amessage_send(user=bob, conversation_id=bc.pk, content="to charlie"),
+                services.amessage_send(user=charlie, conversation_id=ab.pk, content="stranger"),
+            ]
+            results = [await first, *await asyncio.gather(*sends, return_exceptions=True)]
+            # A batch with a send to a conversation deleted under it: a foreign key fails.
+            await asyncio.to_thread(_delete_conversation_keeping_participants, gone.pk)
+            results += await asyncio.gather(
+                services.amessage_send(user=alice, conversation_id=gone.pk, content="lost"),
+                services.amessage_send(user=alice, conversation_id=ab.pk, content="kept"),
+                return_exceptions=True,
+            )
+            return results
+        finally:
+            aio.fetchall = real
+            await (await aio.loop_connections()).close()
+
+    results = asyncio.run(scenario())
+    created = [r[1] if isinstance(r, tuple) else type(r) for r in results]
+    assert created == [True, True, True, True, True, True, False, True, Forbidden, IntegrityError, True]
+    assert results[6][0].pk == results[1][0].pk  # the resend is answered with the first one
+    assert statements == [8, 2]  # the 8 that came during the first went together; then the pair
+    assert not Message.objects.filter(content__in=["again", "lost"]).exists()
+    assert Message.objects.filter(conversation=ab).count() == 7
+    ab.refresh_from_db()
+    bc.refresh_from_db()
+    assert (ab.last_message_id, bc.last_message_id) == (results[-1][0].pk, results[7][0].pk)
+
+
+def _delete_conversation_keeping_participants(conversation_id) -> None:
+    """The race a batch may meet: its statement sees the participants, not the conversation."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")  # no foreign-key triggers here
+        cursor.execute("DELETE FROM conversations WHERE id = %s", [conversation_id])
+        cursor.execute("SET session_replication_role = DEFAULT")
+    connection.close()
