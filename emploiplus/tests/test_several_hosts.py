@@ -620,9 +620,11 @@ def test_a_mixed_run_across_hosts_accounts_for_every_message_push_and_webhook(st
     sessions, acked, delivered = asyncio.run(run())
 
     live = 0
+    cmids = {mid: cmid for cid in acked for mid, cmid in stored_messages(stack, cid).items()}
     for key, session in sessions.items():
         expected = expected_by(key, acked)
-        assert set(session.received) == expected, f"pair, side {key}: {len(expected - set(session.received))} missing"
+        missing = sorted(cmids.get(mid, mid) for mid in expected - set(session.received))  # the cmid names its path
+        assert set(session.received) == expected, f"pair, side {key} ({session.transport}): missing {missing}"
         assert set(session.received.values()) == {1}, f"pair, side {key}: duplicates"
         live += len(session.received)
     for cid, ids in acked.items():
