@@ -59,7 +59,6 @@ VERSUS_STACKS = os.environ.get("BENCH_VERSUS_STACKS", "uvicorn,stock,daphne,befo
 VERSUS_BEFORE = os.environ.get("BENCH_VERSUS_BEFORE", "5dbce58")
 # Our transports: ws (/ws/messages/), sio (Socket.IO over websocket), polling (long-polling).
 VERSUS_VARIANTS = os.environ.get("BENCH_VERSUS_VARIANTS", "ws,sio,polling").split(",")
-VARIANT_KEYS = {("ws", "websocket"): "ws", ("sio", "websocket"): "sio", ("sio", "polling"): "polling"}
 REST_RATE = 20  # urllib from a few threads of this process: above that the client queues
 
 SERVER_ENV = {
@@ -384,11 +383,15 @@ def _versus() -> list[Result]:
                 asgi_server(server=server, source=source, **env) as (b, proc_b),
             ):
                 urls = [f"http://{a}", f"http://{b}"]
-                variants = [("ws", "websocket", "/ws/messages/"), ("sio", "websocket", "Socket.IO websocket")]
+                variants = [
+                    ("ws", "ws", "websocket", "/ws/messages/"),
+                    ("sio", "sio", "websocket", "Socket.IO websocket"),
+                ]
                 if server == "uvicorn":
-                    variants.append(("sio", "polling", "Socket.IO long-polling"))
-                variants = [v for v in variants if VARIANT_KEYS[v[0], v[1]] in VERSUS_VARIANTS]
-                for mode, transports, label in variants:
+                    variants.append(("polling", "sio", "polling", "Socket.IO long-polling"))
+                for key, mode, transports, label in variants:
+                    if key not in VERSUS_VARIANTS:
+                        continue
                     for shape, n, m in shapes:
                         if transports == "polling" and shape == "sequential":
                             continue

@@ -64,7 +64,7 @@ import os
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -74,6 +74,7 @@ import msgpack
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
+from channels_redis.serializers import MsgPackSerializer
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 
@@ -553,8 +554,6 @@ def fast_path_supported(layer: Any) -> bool:
     """The configured layer is channels_redis' RedisChannelLayer on one host, with the
     internals and the plain message format (msgpack, 12-byte random prefix, no encryption, one
     capacity for every channel) that the one-script send below writes itself."""
-    from channels_redis.serializers import MsgPackSerializer
-
     serializer = getattr(layer, "_serializer", None)
     return (
         isinstance(layer, _RedisChannelLayer)
@@ -627,13 +626,16 @@ def _message_head(message: dict[str, Any]) -> bytes:
     return b"".join([packer.pack_map_header(len(message) + 1), *entries, _CHANNEL_NAMES_KEY])
 
 
-def _send_args(layer: Any, frames: list[Frame]) -> tuple[list[bytes], list[Any]]:
-    keys = []
-    for frame in frames:
-        assert layer.require_valid_group_name(frame.group), "Group name not valid"
-        keys.append(layer._group_key(frame.group))
-    head = [time.time(), int(layer.group_expiry), int(layer.expiry), int(layer.capacity), layer.prefix]
-    return keys, [*head, os.urandom(RANDOM_PREFIX_LENGTH - 4), *(_message_head(f.message()) for f in frames)]
+def _send_calls(layer: Any, frames: list[Frame]) -> Iterator[tuple[list[Frame], list[bytes], list[Any]]]:
+    """(frames, KEYS, ARGV) of each call of `_SEND`, FRAMES_PER_SEND frames a call."""
+    for start in range(0, len(frames), FRAMES_PER_SEND):
+        chunk = frames[start : start + FRAMES_PER_SEND]
+        keys = []
+        for frame in chunk:
+            assert layer.require_valid_group_name(frame.group), "Group name not valid"
+            keys.append(layer._group_key(frame.group))
+        head = [time.time(), int(layer.group_expiry), int(layer.expiry), int(layer.capacity), layer.prefix]
+        yield chunk, keys, [*head, os.urandom(RANDOM_PREFIX_LENGTH - 4), *(_message_head(f.message()) for f in chunk)]
 
 
 def _send_over(over: int, frames: list[Frame]) -> None:
@@ -669,9 +671,7 @@ def _send_frames(frames: list[Frame]) -> None:
         async_to_sync(_asend_frames)(frames)
         return
     script = _sync_send_script(_layer_address(layer))
-    for start in range(0, len(frames), FRAMES_PER_SEND):
-        chunk = frames[start : start + FRAMES_PER_SEND]
-        keys, args = _send_args(layer, chunk)
+    for chunk, keys, args in _send_calls(layer, frames):
         _send_over(script(keys=keys, args=args), chunk)
 
 
@@ -707,9 +707,7 @@ async def _asend_batch(frames: list[Frame]) -> list[None]:
 
 async def _asend_frames_now(layer: Any, frames: list[Frame]) -> None:
     script = _async_send_script(layer.connection(0))
-    for start in range(0, len(frames), FRAMES_PER_SEND):
-        chunk = frames[start : start + FRAMES_PER_SEND]
-        keys, args = _send_args(layer, chunk)
+    for chunk, keys, args in _send_calls(layer, frames):
         _send_over(await script(keys=keys, args=args), chunk)
 
 

@@ -245,7 +245,7 @@ async def amessage_send(
     Sends of one loop that come while its statements are in flight go together in one
     statement (`_SEND_MANY_SQL`, `_astore`)."""
     params = _send_params(user, conversation_id, content, attachments, client_message_id)
-    [row] = await for_loop(_send_batchers, _send_batcher).submit([params])
+    [row] = await _send_batcher().submit([params])
     if isinstance(row, Exception):
         raise row
     message = _sent(user, params, row)
@@ -306,8 +306,12 @@ SEND_CONCURRENCY = 2
 _send_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBatcher] = weakref.WeakKeyDictionary()
 
 
+_SEND_MANY_KEYS = ("cid", "uid", "id", "content", "attachments", "cmid", "now")
+
+
 def _send_batcher() -> LoopBatcher:
-    return LoopBatcher(_astore, most=SEND_BATCH, concurrency=SEND_CONCURRENCY)
+    """The running loop's: its sends stored together (`_astore`)."""
+    return for_loop(_send_batchers, lambda: LoopBatcher(_astore, most=SEND_BATCH, concurrency=SEND_CONCURRENCY))
 
 
 async def _astore(sends: list[dict[str, Any]]) -> list[tuple | Exception]:
@@ -327,9 +331,6 @@ async def _astore(sends: list[dict[str, Any]]) -> list[tuple | Exception]:
         except Exception as exc:
             rows.append(exc)
     return rows
-
-
-_SEND_MANY_KEYS = ("cid", "uid", "id", "content", "attachments", "cmid", "now")
 
 
 def _send_params(
