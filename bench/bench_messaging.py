@@ -53,6 +53,7 @@ PEER_DIR = Path(os.environ.get("BENCH_PEER_DIR", Path(__file__).resolve().parent
 VERSUS_PAIRS = int(os.environ.get("BENCH_VERSUS_PAIRS", "50"))
 VERSUS_MESSAGES = int(os.environ.get("BENCH_VERSUS_MESSAGES", "40"))
 VERSUS_ROUNDS = int(os.environ.get("BENCH_VERSUS_ROUNDS", "2"))
+VERSUS_SEQUENTIAL = int(os.environ.get("BENCH_VERSUS_SEQUENTIAL", "200"))  # messages of the one-conversation shape
 # Our stacks in the comparison (comma-separated): uvicorn, stock (uvicorn with channels_redis'
 # own receive), daphne, before (uvicorn serving a checkout of BENCH_VERSUS_BEFORE).
 VERSUS_STACKS = os.environ.get("BENCH_VERSUS_STACKS", "uvicorn,stock,daphne,before").split(",")
@@ -349,7 +350,7 @@ def _versus() -> list[Result]:
     json.dump(pairs, pairs_file)
     pairs_file.close()
 
-    shapes = [("concurrent", VERSUS_PAIRS, VERSUS_MESSAGES), ("sequential", 1, 200)]
+    shapes = [("concurrent", VERSUS_PAIRS, VERSUS_MESSAGES), ("sequential", 1, VERSUS_SEQUENTIAL)]
     rows: dict[tuple[str, str], list[dict]] = {}
 
     def record(shape: str, variant: str, outcome: dict) -> None:
