@@ -25,9 +25,10 @@ sends what the markers kept. A rolled-back transaction sends nothing.
 Redis round trip whatever their number (one Lua script reads the members of every group and
 pushes each message to each member's channel key — channels_redis' own format, so every
 process's layer reads them as usual), then every job in one RQ `enqueue_many` pipeline, then
-the follow-ups. Sync callers (REST, jobs) talk to Redis directly from their thread (no hop
-to an event loop); async callers (consumers) use `run_sync`, which runs the service in a
-database thread and flushes its effects afterwards from the consumer's own event loop.
+the follow-ups (from an event loop, alongside the frames). Sync callers (REST, jobs) talk
+to Redis directly from their thread (no hop to an event loop); async callers (consumers)
+use `run_sync`, which runs the service in a database thread and flushes its effects
+afterwards from the consumer's own event loop.
 
 **Failures.** A flush that fails after the commit is logged with what was lost (frames by event
 and group, jobs by function and id) and never turns a committed write into an error. What the
@@ -77,6 +78,7 @@ from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
 from channels_redis.serializers import MsgPackSerializer
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
+from redis.exceptions import ResponseError
 
 from emploiplus import logs
 from emploiplus.batching import LoopBatcher, for_loop
@@ -247,7 +249,7 @@ class Collected:
 
         with effects.Collected() as collected:
             result = await <sync code in a thread>   # its committed effects land here
-        await collected.flush()                      # frames, then jobs, then follow-ups
+        await collected.flush()                      # frames and follow-ups at once, jobs batched
 
     The thread inherits the collector through the context (asgiref and run_in_executor with
     a copied context both carry it). Used by `run_sync` (consumers) and by the HTTP handler
@@ -324,22 +326,37 @@ def _flush(items: list[Any]) -> None:
 
 
 async def _aflush(items: list[Any]) -> None:
+    """Frames, then jobs (to the loop's batcher), with the follow-ups alongside the frames, not
+    after them: a message's offline check is a Redis round trip of its own, which overlaps the
+    frames' instead of following it."""
     frames, jobs, follow_ups = _split(items)
+    if follow_ups:
+        sending = asyncio.gather(_aflush_frames(frames), *(_afollow_up(f) for f in follow_ups))
+        if jobs:
+            _batcher().add(jobs)
+        await sending
+        return
+    await _aflush_frames(frames)
+    if jobs:
+        _batcher().add(jobs)
+
+
+async def _aflush_frames(frames: list[Frame]) -> None:
     if frames:
         try:
             await _asend_frames(frames)
         except Exception:
             _lost("frames", [f"{f.event}→{f.group}" for f in frames])
-    if jobs:
-        _batcher().add(jobs)
-    for follow_up in follow_ups:
-        try:
-            if follow_up.afn is not None:
-                await follow_up.afn()
-            else:
-                await database_sync_to_async(follow_up.fn, thread_sensitive=False, executor=_db_executor())()
-        except Exception:
-            _lost("follow-up", [getattr(follow_up.fn, "__qualname__", repr(follow_up.fn))])
+
+
+async def _afollow_up(follow_up: FollowUp) -> None:
+    try:
+        if follow_up.afn is not None:
+            await follow_up.afn()
+        else:
+            await database_sync_to_async(follow_up.fn, thread_sensitive=False, executor=_db_executor())()
+    except Exception:
+        _lost("follow-up", [getattr(follow_up.fn, "__qualname__", repr(follow_up.fn))])
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -445,12 +462,18 @@ class ChannelLayer(_RedisChannelLayer):
     channels_redis receives a process's channels one message at a time, under a lock passed
     between the consumers' `receive()` calls, through a backup queue (so that a cancelled
     receive loses nothing): four Redis commands and two tasks per message. Here one task per
-    process pops every waiting message at once (ZPOPMIN of up to 500, BZPOPMIN when there is
-    none) and puts each into the buffer of its channel(s); a consumer's `receive()` only waits
-    on its buffer, so cancelling it (a consumer closing) cancels nothing in flight in Redis.
+    process pops every waiting message at once (one BZMPOP of up to 500 that waits when there is
+    none; ZPOPMIN, then BZPOPMIN, on a Redis older than 7.0) and puts each into the buffer of its
+    channel(s); a consumer's `receive()` only waits on its buffer, so cancelling it (a consumer
+    closing) cancels nothing in flight in Redis.
     Plain channels (no `!`, e.g. Socket.IO long-polling) are received as before. The
     serialized format, keys and expiry are channels_redis' own: both kinds of layer interoperate
-    (tested in emploiplus/tests/test_channel_layer.py)."""
+    (tested in emploiplus/tests/test_channel_layer.py).
+
+    Frames sent from an event loop to the channels of that same loop do not go through Redis at
+    all (`deliver_here`, which the send script hands what it did not push to this process's
+    key): the sender's own sockets, every socket of a fan-out that lives in the sending process
+    — what Socket.IO's Redis adapter does for its local sockets."""
 
     READ_BATCH = 500
 
@@ -461,6 +484,25 @@ class ChannelLayer(_RedisChannelLayer):
         self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, int]] = (
             weakref.WeakKeyDictionary()
         )
+        # The loop each process-local channel receives on, from its first receive() until one
+        # is cancelled (its consumer ended): what `deliver_here` may hand over in memory.
+        self._loop_of: weakref.WeakValueDictionary[str, asyncio.AbstractEventLoop] = weakref.WeakValueDictionary()
+        self._bzmpop = True  # until Redis says it has no such command
+
+    def own_key(self) -> str:
+        """The Redis key of this process's channels (channels_redis': one key per layer)."""
+        return f"{self.prefix}specific.{self.client_prefix}!"
+
+    async def deliver_here(self, message: dict[str, Any], channels: list[str]) -> None:
+        """`message` to these channels of this process: into the buffer of each one that
+        receives on the running loop, as the reader would put it; through Redis for the others
+        (another loop's, or one that has not received yet or no longer does)."""
+        loop = asyncio.get_running_loop()
+        for channel in channels:
+            if self._loop_of.get(channel) is loop:
+                self.receive_buffer[channel].put_nowait(message)
+            else:
+                await self.send(channel, dict(message))
 
     async def receive(self, channel: str) -> dict[str, Any]:
         if "!" not in channel:
@@ -468,11 +510,13 @@ class ChannelLayer(_RedisChannelLayer):
         assert self.require_valid_channel_name(channel)
         real_channel = self.non_local_name(channel)
         assert real_channel.endswith(self.client_prefix + "!"), "Wrong client prefix"
+        loop = asyncio.get_running_loop()
+        if self._loop_of.get(channel) is not loop:
+            self._loop_of[channel] = loop
         buffer = self.receive_buffer[channel]
         if not buffer.empty():
             message = buffer.get_nowait()
         else:
-            loop = asyncio.get_running_loop()
             waiting = self._waiting.setdefault(loop, {})
             waiting[channel] = waiting.get(channel, 0) + 1
             try:
@@ -480,6 +524,7 @@ class ChannelLayer(_RedisChannelLayer):
                 message = await buffer.get()
             except asyncio.CancelledError:
                 self.receive_buffer.pop(channel, None)  # nobody will read what comes for it
+                self._loop_of.pop(channel, None)
                 raise
             finally:
                 waiting[channel] -= 1
@@ -518,10 +563,7 @@ class ChannelLayer(_RedisChannelLayer):
         connection = self.connection(self.consistent_hash(real_channel))
         while self._waiting.get(loop):
             try:
-                popped = await connection.zpopmin(key, self.READ_BATCH)
-                if not popped:
-                    reply = await connection.bzpopmin(key, timeout=self.brpop_timeout)
-                    popped = [] if reply is None else [(reply[1], reply[2])]
+                popped = await self._pop(connection, key)
             except Exception as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():  # redis-py turned our cancellation into this
@@ -538,6 +580,24 @@ class ChannelLayer(_RedisChannelLayer):
                 for name in channels if isinstance(channels, list) else [channels]:
                     if name:
                         self.receive_buffer[name].put_nowait(message)
+
+    async def _pop(self, connection: Any, key: str) -> list[Any]:
+        """Up to READ_BATCH messages of `key`, waiting up to brpop_timeout for the first: one
+        BZMPOP (Redis 7), else a ZPOPMIN and, when that found nothing, a BZPOPMIN."""
+        if self._bzmpop:
+            try:
+                reply = await connection.bzmpop(self.brpop_timeout, 1, [key], min=True, count=self.READ_BATCH)
+                return [] if reply is None else reply[1]
+            except ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                log.info("channel layer: Redis has no BZMPOP (before 7.0), reading with ZPOPMIN/BZPOPMIN")
+                self._bzmpop = False
+        popped = await connection.zpopmin(key, self.READ_BATCH)
+        if not popped:
+            reply = await connection.bzpopmin(key, timeout=self.brpop_timeout)
+            popped = [] if reply is None else [(reply[1], reply[2])]
+        return popped
 
 
 class _ReaderFailed:
@@ -571,19 +631,22 @@ RANDOM_PREFIX_LENGTH = 12  # channels_redis' own: each stored message is unique 
 # One call per batch of frames: read each group's live members and push the frame's message to
 # each member's channel key, in send order, with channels_redis' checks (group expiry, message
 # expiry, capacity) and format: 12 random bytes, then the msgpack map of the message with
-# `__asgi_channel__` (the names of the key's channels in the group). ARGV[6 + j] is frame j's
+# `__asgi_channel__` (the names of the key's channels in the group). ARGV[7 + j] is frame j's
 # map without that last value (its header counts it); the script appends the list of names.
 # KEYS = one group key per frame (repeats allowed). ARGV = now, group expiry, message expiry,
-# capacity, key prefix, 8 random bytes (with a counter, the prefix of each stored message).
-# Returns the number of messages dropped over capacity. Channel keys are read from the groups,
-# so this needs one Redis (not a cluster), which `fast_path_supported` checks.
+# capacity, key prefix, 8 random bytes (with a counter, the prefix of each stored message), the
+# calling process's own channel key ("" for none): its channels are not pushed but returned, for
+# the caller to hand over in memory (`ChannelLayer.deliver_here`).
+# Returns {number of messages dropped over capacity, {j, {names}, j, {names}, …}}, the second
+# naming the caller's own channels of frame j. Channel keys are read from the groups, so this
+# needs one Redis (not a cluster), which `fast_path_supported` checks.
 _SEND = """
 local now = tonumber(ARGV[1])
 local group_cutoff = math.floor(now) - tonumber(ARGV[2])
 local expiry = tonumber(ARGV[3])
 local capacity = tonumber(ARGV[4])
-local prefix, base = ARGV[5], ARGV[6]
-local members_of, n, over = {}, 0, 0
+local prefix, base, here = ARGV[5], ARGV[6], ARGV[7]
+local members_of, n, over, kept = {}, 0, 0, {}
 for j = 1, #KEYS do
     local group = KEYS[j]
     local members = members_of[group]
@@ -603,18 +666,23 @@ for j = 1, #KEYS do
         table.insert(names[key], channel)
     end
     for _, key in ipairs(keys) do
-        n = n + 1
-        redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
-        if redis.call('ZCARD', key) < capacity then
-            local message = base .. struct.pack('>I4', n) .. ARGV[6 + j] .. cmsgpack.pack(names[key])
-            redis.call('ZADD', key, now + n * 0.000001, message)
-            redis.call('EXPIRE', key, expiry)
+        if key == here then
+            kept[#kept + 1] = j
+            kept[#kept + 1] = names[key]
         else
-            over = over + 1
+            n = n + 1
+            redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
+            if redis.call('ZCARD', key) < capacity then
+                local message = base .. struct.pack('>I4', n) .. ARGV[7 + j] .. cmsgpack.pack(names[key])
+                redis.call('ZADD', key, now + n * 0.000001, message)
+                redis.call('EXPIRE', key, expiry)
+            else
+                over = over + 1
+            end
         end
     end
 end
-return over
+return {over, kept}
 """
 _CHANNEL_NAMES_KEY = msgpack.packb("__asgi_channel__")
 
@@ -626,21 +694,29 @@ def _message_head(message: dict[str, Any]) -> bytes:
     return b"".join([packer.pack_map_header(len(message) + 1), *entries, _CHANNEL_NAMES_KEY])
 
 
-def _send_calls(layer: Any, frames: list[Frame]) -> Iterator[tuple[list[Frame], list[bytes], list[Any]]]:
-    """(frames, KEYS, ARGV) of each call of `_SEND`, FRAMES_PER_SEND frames a call."""
+def _send_calls(
+    layer: Any, frames: list[Frame], *, here: str = ""
+) -> Iterator[tuple[list[Frame], list[dict[str, Any]], list[bytes], list[Any]]]:
+    """(frames, their messages, KEYS, ARGV) of each call of `_SEND`, FRAMES_PER_SEND frames a
+    call; `here` is the caller's own channel key, whose channels the script returns."""
     for start in range(0, len(frames), FRAMES_PER_SEND):
         chunk = frames[start : start + FRAMES_PER_SEND]
         keys = []
         for frame in chunk:
             assert layer.require_valid_group_name(frame.group), "Group name not valid"
             keys.append(layer._group_key(frame.group))
+        messages = [frame.message() for frame in chunk]
         head = [time.time(), int(layer.group_expiry), int(layer.expiry), int(layer.capacity), layer.prefix]
-        yield chunk, keys, [*head, os.urandom(RANDOM_PREFIX_LENGTH - 4), *(_message_head(f.message()) for f in chunk)]
+        random_base = os.urandom(RANDOM_PREFIX_LENGTH - 4)
+        yield chunk, messages, keys, [*head, random_base, here, *(_message_head(m) for m in messages)]
 
 
-def _send_over(over: int, frames: list[Frame]) -> None:
+def _send_over(reply: list[Any], frames: list[Frame]) -> list[Any]:
+    """The script's reply → the caller's own channels to hand over ([j, names, j, names, …])."""
+    over, kept = reply
     if over:
         log.info("%s channel message(s) over capacity, of %s frame(s)", over, len(frames))
+    return kept
 
 
 @functools.cache
@@ -671,7 +747,7 @@ def _send_frames(frames: list[Frame]) -> None:
         async_to_sync(_asend_frames)(frames)
         return
     script = _sync_send_script(_layer_address(layer))
-    for chunk, keys, args in _send_calls(layer, frames):
+    for chunk, _messages, keys, args in _send_calls(layer, frames):  # no channel is this thread's
         _send_over(script(keys=keys, args=args), chunk)
 
 
@@ -706,9 +782,14 @@ async def _asend_batch(frames: list[Frame]) -> list[None]:
 
 
 async def _asend_frames_now(layer: Any, frames: list[Frame]) -> None:
+    """One script call per FRAMES_PER_SEND frames; what goes to this process's own channels is
+    handed over in memory (`ChannelLayer.deliver_here`), not pushed to Redis and read back."""
     script = _async_send_script(layer.connection(0))
-    for chunk, keys, args in _send_calls(layer, frames):
-        _send_over(await script(keys=keys, args=args), chunk)
+    here = layer.own_key() if isinstance(layer, ChannelLayer) else ""
+    for chunk, messages, keys, args in _send_calls(layer, frames, here=here):
+        kept = _send_over(await script(keys=keys, args=args), chunk)
+        for at in range(0, len(kept), 2):
+            await layer.deliver_here(messages[kept[at] - 1], [name.decode() for name in kept[at + 1]])
 
 
 _async_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()

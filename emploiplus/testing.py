@@ -279,11 +279,53 @@ class TurnCountingProxy:
         self._thread.join(2)
 
 
+class RedisMonitor:
+    """What a Redis server ran meanwhile (MONITOR, commands of Lua scripts included), read in
+    a thread: `commands` is the list of their texts once the block has ended.
+
+        with RedisMonitor(settings.REDIS_URL) as monitor:
+            ... talk to Redis ...
+        monitor.commands
+    """
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url)
+        self._marker = f"monitor-{uuid.uuid4().hex}"
+        self._started = threading.Event()
+        self.commands: list[str] = []
+
+    def _watch(self) -> None:
+        with self._client.monitor() as monitor:
+            self._client.echo(f"{self._marker}-start")
+            for entry in monitor.listen():
+                command = entry["command"]
+                if f"{self._marker}-start" in command:
+                    self._started.set()
+                elif f"{self._marker}-end" in command:
+                    return
+                elif self._started.is_set():
+                    self.commands.append(command)
+
+    def __enter__(self) -> RedisMonitor:
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        assert until(self._started.is_set, within=10, every=0.01), "MONITOR did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._client.echo(f"{self._marker}-end")
+        self._thread.join(10)
+        self._client.close()
+
+
 @contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
+def private_redis(*args: str) -> Iterator[PrivateRedis]:
     """A redis-server of the test's own on a free port (no persistence), which the test may
-    stop and start again on the same port: the shared Redis is never touched."""
-    server = PrivateRedis()
+    stop and start again on the same port: the shared Redis is never touched. `args`: more
+    redis-server options."""
+    server = PrivateRedis(args=list(args))
     server.start()
     try:
         yield server
@@ -293,12 +335,21 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 class PrivateRedis:
     """`host`/`port`: where it listens (default 127.0.0.1, a free port); `prefix`: a command
-    its argv is run under (`emploiplus.netns.Host.argv`: inside another network namespace)."""
+    its argv is run under (`emploiplus.netns.Host.argv`: inside another network namespace);
+    `args`: more redis-server options (e.g. `--rename-command BZMPOP ""`: an older Redis)."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, prefix: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        prefix: list[str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port()
         self.prefix = prefix or []
+        self.args = args or []
         self.url = f"redis://{host}:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
@@ -313,6 +364,7 @@ class PrivateRedis:
 
     def start(self) -> None:
         argv = [self.binary(), "--bind", self.host, "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        argv += self.args
         if self.host != "127.0.0.1":
             argv += ["--protected-mode", "no"]  # no password: reachable from the other hosts
         self.proc = subprocess.Popen([*self.prefix, *argv], stdout=subprocess.DEVNULL, start_new_session=True)

@@ -7,13 +7,17 @@ own format both ways (a process still on the stock layer interoperates)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 
 import pytest
 from channels.layers import channel_layers, get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
+from emploiplus import effects
 from emploiplus.effects import ChannelLayer
+from emploiplus.testing import RedisMonitor
 
 
 @pytest.fixture
@@ -65,6 +69,38 @@ async def test_a_group_send_reaches_every_member_once(layer):
         *(asyncio.wait_for(layer.receive(c), 0.3) for c in members), return_exceptions=True
     )
     assert all(isinstance(x, TimeoutError) for x in leftovers), leftovers
+
+
+async def test_frames_for_this_loops_own_channels_are_handed_over_without_redis(stock):
+    """A frame from an event loop reaches the channels receiving on that loop in memory: Redis
+    never sees it (MONITOR shows the commands of the send script too). The process's other
+    channels — one that has not received yet, one whose receive was cancelled — and another
+    process's get it through Redis, as before, and every one of them gets it once."""
+    layer = get_channel_layer()
+    here, later, gone = [await layer.new_channel() for _ in range(3)]
+    there = await stock.new_channel()  # another process
+    group = f"user.{uuid.uuid4().hex}"
+    for channel in (here, later, gone, there):
+        await layer.group_add(group, channel)
+    receiving = asyncio.create_task(layer.receive(here))
+    cancelled = asyncio.create_task(layer.receive(gone))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await cancelled
+    with RedisMonitor(settings.REDIS_URL) as monitor:
+        await effects.abroadcast(group, "new_message", {"n": 1})
+        got = await asyncio.wait_for(receiving, 5)
+    assert (got["event"], got["data"]) == ("new_message", {"n": 1})
+    sent = " ".join(monitor.commands)
+    assert here not in sent and later in sent and gone in sent and there in sent, monitor.commands
+    for receive in (layer.receive(later), layer.receive(gone), stock.receive(there)):
+        assert (await asyncio.wait_for(receive, 5))["data"] == {"n": 1}
+    nothing_more = await asyncio.gather(
+        *(asyncio.wait_for(layer.receive(c), 0.3) for c in (here, later)), return_exceptions=True
+    )
+    assert all(isinstance(x, TimeoutError) for x in nothing_more), nothing_more
+    await layer.group_discard(group, here)
 
 
 async def test_a_cancelled_receive_loses_nothing_for_the_other_channels(layer):
@@ -138,5 +174,27 @@ async def test_a_redis_outage_fails_the_waiting_receives_and_receiving_works_aga
         sender = ChannelLayer(**config)
         await sender.send(one, {"type": "t", "n": "after"})
         assert (await asyncio.wait_for(layer.receive(one), 15))["n"] == "after"
+        await sender.close_pools()
+        await layer.close_pools()
+
+
+
+async def test_a_redis_without_bzmpop_is_read_with_zpopmin_and_bzpopmin(caplog):
+    """Redis before 7.0 has no BZMPOP (here: a Redis with the command renamed away): the reader
+    says so once and reads as channels_redis does, in order, nothing lost."""
+    from emploiplus.testing import private_redis
+
+    with private_redis("--rename-command", "BZMPOP", '""') as server, caplog.at_level("INFO", "emploiplus.effects"):
+        config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [server.url]}
+        layer, sender = ChannelLayer(**config), ChannelLayer(**config)
+        channel = await layer.new_channel()
+        first = asyncio.create_task(layer.receive(channel))  # waits (BZPOPMIN) before anything is sent
+        await asyncio.sleep(0.1)
+        for n in range(5):
+            await sender.send(channel, {"type": "t", "n": n})
+        got = [(await asyncio.wait_for(first, 10))["n"]]
+        got += [(await asyncio.wait_for(layer.receive(channel), 10))["n"] for _ in range(4)]
+        assert got == [0, 1, 2, 3, 4]
+        assert caplog.text.count("Redis has no BZMPOP") == 1
         await sender.close_pools()
         await layer.close_pools()
