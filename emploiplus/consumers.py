@@ -165,21 +165,36 @@ class EventConsumer(AsyncWebsocketConsumer):
             raise
 
     async def connect(self) -> None:
+        """The namespace's `on_connect` runs before the handshake completes, as Socket.IO's
+        runs before its CONNECT answer: a client whose handshake has completed is in its groups
+        already, so it gets every `new_message` sent from then on (a message sent to it right
+        after its handshake, on another process, found it in no group before). Frames that
+        `on_connect` emits (`presence_state`) follow the accept."""
         self.user = self.scope.get("user")
         self.claims = self.scope.get("claims")
         self.namespace: Namespace | None = None
         self._window = EventWindow()
         self._expires_at = expires_at(self.claims)
         self._expiry_task: asyncio.Task | None = None
-        await self.accept(subprotocol=self.scope.get("subprotocol"))
-        self._metrics_namespace = metrics.ws_opened(self.scope)
         if self.user is None:
+            await self._accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.namespace = self.namespace_class(self)
+        self._early: list[dict[str, Any]] | None = []
+        try:
+            await self.namespace.on_connect()
+        finally:  # also when it failed: the client then gets 1011, as from any handler that fails
+            await self._accept()
+            early, self._early = self._early, None
         if self._expires_at is not None:
             self._expiry_task = asyncio.ensure_future(self._close_at(self._expires_at))
-        self.namespace = self.namespace_class(self)
-        await self.namespace.on_connect()
+        for frame in early:
+            await self.send_frame(frame)
+
+    async def _accept(self) -> None:
+        await self.accept(subprotocol=self.scope.get("subprotocol"))
+        self._metrics_namespace = metrics.ws_opened(self.scope)
 
     async def _close_at(self, when: float) -> None:
         await asyncio.sleep(max(0.0, when - time.time()))
@@ -245,6 +260,9 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     # --- frames out -----------------------------------------------------------------
     async def send_frame(self, frame: dict[str, Any]) -> None:
+        if getattr(self, "_early", None) is not None:  # the handshake is not complete yet
+            self._early.append(frame)
+            return
         text = json.dumps(frame, separators=(",", ":"), default=str)
         if await send_or_drop(self, text):
             metrics.ws_sent(getattr(self, "_metrics_namespace", None), frame.get("event"))

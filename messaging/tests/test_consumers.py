@@ -10,8 +10,9 @@ import pytest
 from channels.db import database_sync_to_async
 
 from accounts.testing import make_token
+from emploiplus import effects
 from messaging.models import Conversation, ConversationParticipant, Message
-from messaging.services import conversation_create_group, conversation_get_or_create_direct
+from messaging.services import conversation_create_group, conversation_get_or_create_direct, message_send
 from messaging.tests.helpers import Client, ws
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,6 +40,24 @@ async def test_it_closes_unauthenticated_connections_with_4401():
             assert connected  # accepted, then closed (CONTRACT §5)
             assert await client.comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
             await client.close()
+
+
+async def test_a_session_is_in_its_groups_once_its_handshake_completes(alice, bob, direct, monkeypatch):
+    """A message sent right after a session's handshake reaches it, even when joining its
+    groups is slow (a busy Redis): the namespace joins them before the handshake completes."""
+    joined = effects.group_add_many
+
+    async def slow_join(channel: str, groups: list[str]) -> None:
+        await asyncio.sleep(0.3)
+        await joined(channel, groups)
+
+    monkeypatch.setattr(effects, "group_add_many", slow_join)
+    bob_tab = await ws(M, bob)
+    try:
+        await database_sync_to_async(message_send)(user=alice, conversation_id=direct.id, content="Tout de suite")
+        assert (await bob_tab.recv_event("new_message"))["data"]["content"] == "Tout de suite"
+    finally:
+        await bob_tab.close()
 
 
 async def test_it_delivers_new_message_to_every_session_of_every_participant(alice, bob, charlie, direct):
