@@ -53,7 +53,9 @@ PEER_DIR = Path(os.environ.get("BENCH_PEER_DIR", Path(__file__).resolve().parent
 VERSUS_PAIRS = int(os.environ.get("BENCH_VERSUS_PAIRS", "50"))
 VERSUS_MESSAGES = int(os.environ.get("BENCH_VERSUS_MESSAGES", "40"))
 VERSUS_ROUNDS = int(os.environ.get("BENCH_VERSUS_ROUNDS", "2"))
-VERSUS_SEQUENTIAL = int(os.environ.get("BENCH_VERSUS_SEQUENTIAL", "200"))  # messages of the one-conversation shape
+# The one-conversation shape: messages per stack, sent in bursts of VERSUS_BURST, the stacks taking turns.
+VERSUS_SEQUENTIAL = int(os.environ.get("BENCH_VERSUS_SEQUENTIAL", "600"))
+VERSUS_BURST = int(os.environ.get("BENCH_VERSUS_BURST", "100"))
 # Our stacks in the comparison (comma-separated): uvicorn, stock (uvicorn with channels_redis'
 # own receive), daphne, before (uvicorn serving a checkout of BENCH_VERSUS_BEFORE).
 VERSUS_STACKS = os.environ.get("BENCH_VERSUS_STACKS", "uvicorn,stock,daphne,before").split(",")
@@ -255,6 +257,7 @@ def _node_client(
     messages: int,
     transports: str = "websocket",
     server_pids: set[int] = frozenset(),
+    latencies: bool = False,
 ) -> dict:
     import subprocess
 
@@ -273,6 +276,7 @@ def _node_client(
         "MESSAGES": str(messages),
         "TRANSPORTS": transports,
         **({"PAIRS_FILE": pairs_file} if pairs_file else {}),
+        **({"LATENCIES": "1"} if latencies else {}),
     }
     script = Path(__file__).resolve().parent / "js" / "messaging.js"
     before, children = _cpu_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -284,6 +288,27 @@ def _node_client(
         _cpu_per_message(before, after, server_pids=server_pids, client_s=client_s, delivered=outcome["delivered"])
     )
     return outcome
+
+
+def _merged(outcomes: list[dict]) -> dict:
+    """One outcome of several runs of the Node client (bursts): medians of all their
+    latencies, throughput over their summed wall time, CPU per message weighted by deliveries."""
+    latencies = sorted(x for o in outcomes for x in o["latencies"])
+    delivered = sum(o["delivered"] for o in outcomes)
+    merged = {
+        "pairs": outcomes[0]["pairs"],
+        "messages": sum(o["messages"] for o in outcomes),
+        "delivered": delivered,
+        "lost": sum(o["lost"] for o in outcomes),
+        "wall_s": sum(o["wall_s"] for o in outcomes),
+        "bursts": len(outcomes),
+        "median_ms": statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
+    }
+    merged["msgs_per_s"] = delivered / merged["wall_s"] if merged["wall_s"] else 0.0
+    for key in (k for k in outcomes[0] if k.startswith("cpu_ms_")):
+        merged[key] = round(sum(o[key] * o["delivered"] for o in outcomes) / max(1, delivered), 3)
+    return merged
 
 
 def _peer_memory_per_connection(n: int) -> Result:
@@ -330,9 +355,10 @@ def _peer_memory_per_connection(n: int) -> Result:
 
 def _versus() -> list[Result]:
     """CONTRACT's comparison (issue 13): 50 conversations × 40 sequential messages, a and b on
-    two different server processes, the same Node client for the peer and for us; then one
-    conversation, sequential. Our variants: /ws/messages/, Socket.IO over websocket, Socket.IO
-    long-polling only; on uvicorn (the default) and on daphne."""
+    two different server processes, the same Node client for the peer and for us, a round per
+    stack; then one conversation, sequential, in bursts that the stacks take in turns, all of
+    them up at once. Our variants: /ws/messages/, Socket.IO over websocket, Socket.IO
+    long-polling only (not sequential); on uvicorn (the default) and on daphne."""
     import tempfile
 
     from accounts.testing import token_for
@@ -350,7 +376,6 @@ def _versus() -> list[Result]:
     json.dump(pairs, pairs_file)
     pairs_file.close()
 
-    shapes = [("concurrent", VERSUS_PAIRS, VERSUS_MESSAGES), ("sequential", 1, VERSUS_SEQUENTIAL)]
     rows: dict[tuple[str, str], list[dict]] = {}
 
     def record(shape: str, variant: str, outcome: dict) -> None:
@@ -359,53 +384,69 @@ def _versus() -> list[Result]:
                   f"p99 {outcome['p99_ms']:.1f} ms, lost {outcome['lost']}; CPU ms/msg: "
                   + ", ".join(f"{k[7:]} {v}" for k, v in outcome.items() if k.startswith("cpu_ms_")))  # fmt: skip
 
-    for _round in range(VERSUS_ROUNDS):  # alternate the stacks, so drifting load hits both
+    # The naive alternative of the channel layer's receive (CHANNEL_LAYER_RECEIVE) in the same run.
+    stacks = {
+        "uvicorn": ("uvicorn", "batched", "uvicorn", None),
+        "stock": ("uvicorn", "channels_redis", "uvicorn, stock receive", None),
+        "daphne": ("daphne", "batched", "daphne", None),
+        "before": ("uvicorn", "batched", f"uvicorn, before: {VERSUS_BEFORE}", VERSUS_BEFORE),
+    }
+
+    @contextlib.contextmanager
+    def our_servers(server: str, receive: str, before: str | None):
+        env = {**SERVER_ENV, "CHANNEL_LAYER_RECEIVE": receive}
+        with (
+            checkout(before) if before else contextlib.nullcontext() as source,
+            asgi_server(server=server, source=source, **env) as (a, proc_a),
+            asgi_server(server=server, source=source, **env) as (b, proc_b),
+        ):
+            yield [f"http://{a}", f"http://{b}"], {proc_a.pid, proc_b.pid}
+
+    def our_variants(server: str) -> list[tuple[str, str, str]]:
+        variants = [("ws", "websocket", "/ws/messages/"), ("sio", "websocket", "Socket.IO websocket")]
+        if server == "uvicorn":
+            variants.append(("polling", "polling", "Socket.IO long-polling"))
+        return [(key, transports, label) for key, transports, label in variants if key in VERSUS_VARIANTS]
+
+    # 50 conversations at once: a round per stack, the stacks alternating, so drifting load hits all.
+    for _round in range(VERSUS_ROUNDS):
         with _peer_servers() as (urls, procs):
-            for shape, n, m in shapes:
-                record(
-                    shape,
-                    "Node/Socket.io peer",
-                    _node_client(
-                        mode="peer", urls=urls, pairs_file=None, pairs=n, messages=m, server_pids={p.pid for p in procs}
-                    ),
-                )
-        # The naive alternative of the channel layer's receive (CHANNEL_LAYER_RECEIVE) in the same run.
-        stacks = {
-            "uvicorn": ("uvicorn", "batched", "uvicorn", None),
-            "stock": ("uvicorn", "channels_redis", "uvicorn, stock receive", None),
-            "daphne": ("daphne", "batched", "daphne", None),
-            "before": ("uvicorn", "batched", f"uvicorn, before: {VERSUS_BEFORE}", VERSUS_BEFORE),
-        }
+            outcome = _node_client(mode="peer", urls=urls, pairs_file=None, pairs=VERSUS_PAIRS,
+                                   messages=VERSUS_MESSAGES, server_pids={p.pid for p in procs})  # fmt: skip
+            record("concurrent", "Node/Socket.io peer", outcome)
         for server, receive, tag, before in (stacks[name] for name in VERSUS_STACKS):
-            env = {**SERVER_ENV, "CHANNEL_LAYER_RECEIVE": receive}
-            with (
-                checkout(before) if before else contextlib.nullcontext() as source,
-                asgi_server(server=server, source=source, **env) as (a, proc_a),
-                asgi_server(server=server, source=source, **env) as (b, proc_b),
-            ):
-                urls = [f"http://{a}", f"http://{b}"]
-                variants = [
-                    ("ws", "ws", "websocket", "/ws/messages/"),
-                    ("sio", "sio", "websocket", "Socket.IO websocket"),
-                ]
-                if server == "uvicorn":
-                    variants.append(("polling", "sio", "polling", "Socket.IO long-polling"))
-                for key, mode, transports, label in variants:
-                    if key not in VERSUS_VARIANTS:
-                        continue
-                    for shape, n, m in shapes:
-                        if transports == "polling" and shape == "sequential":
-                            continue
-                        outcome = _node_client(
-                            mode=mode,
-                            urls=urls,
-                            pairs_file=pairs_file.name,
-                            pairs=n,
-                            messages=m,
-                            transports=transports,
-                            server_pids={proc_a.pid, proc_b.pid},
-                        )
-                        record(shape, f"{label} ({tag})", outcome)
+            with our_servers(server, receive, before) as (urls, pids):
+                for key, transports, label in our_variants(server):
+                    outcome = _node_client(mode="ws" if key == "ws" else "sio", urls=urls, pairs_file=pairs_file.name,
+                                           pairs=VERSUS_PAIRS, messages=VERSUS_MESSAGES, transports=transports,
+                                           server_pids=pids)  # fmt: skip
+                    record("concurrent", f"{label} ({tag})", outcome)
+
+    # One conversation, sequential: a few milliseconds a message, so the machine's drift between
+    # two stacks' turns weighs more than what tells them apart. Every stack's servers are up at once
+    # (idle while another is measured) and the messages go in bursts, the stacks taking turns.
+    with contextlib.ExitStack() as up:
+        urls, procs = up.enter_context(_peer_servers())
+        turns = [("Node/Socket.io peer", dict(mode="peer", urls=urls, pairs_file=None, transports="websocket",
+                                              server_pids={p.pid for p in procs}))]  # fmt: skip
+        for server, receive, tag, before in (stacks[name] for name in VERSUS_STACKS):
+            urls, pids = up.enter_context(our_servers(server, receive, before))
+            for key, transports, label in our_variants(server):
+                if transports != "polling":
+                    turns.append((f"{label} ({tag})", dict(mode="ws" if key == "ws" else "sio", urls=urls,
+                                                           pairs_file=pairs_file.name, transports=transports,
+                                                           server_pids=pids)))  # fmt: skip
+        bursts = max(1, VERSUS_SEQUENTIAL // VERSUS_BURST)
+        runs: dict[str, list[dict]] = {label: [] for label, _ in turns}
+        for burst in range(bursts):
+            for label, kwargs in turns[burst % len(turns) :] + turns[: burst % len(turns)]:  # rotate who goes first
+                runs[label].append(_node_client(pairs=1, messages=VERSUS_BURST, latencies=True, **kwargs))
+        for label, outcomes in runs.items():
+            record("sequential", label, _merged(outcomes))
+
+    def runs_of(outcomes: list[dict]) -> str:
+        bursts = outcomes[0].get("bursts")
+        return f"{bursts} bursts, the stacks taking turns" if bursts else f"{len(outcomes)} run(s)"
 
     results = []
     for (shape, variant), outcomes in rows.items():
@@ -419,7 +460,7 @@ def _versus() -> list[Result]:
                 benchmark=f"messaging vs Node/Socket.io peer ({shape})",
                 variant=variant,
                 size=f"{outcomes[0]['pairs']} conversation(s) × "
-                f"{outcomes[0]['messages'] // outcomes[0]['pairs']} msgs, 2 server processes, {len(outcomes)} run(s)",
+                f"{outcomes[0]['messages'] // outcomes[0]['pairs']} msgs, 2 server processes, " + runs_of(outcomes),
                 n=sum(o["delivered"] for o in outcomes),
                 median_ms=round(best("median_ms"), 2),
                 p99_ms=round(best("p99_ms"), 2),

@@ -4,7 +4,8 @@
 // MODE=peer: the Node/Socket.io peer (../shared/peers/socketio/server.js), a on URL_A, b on URL_B.
 // MODE=sio:  this project's Socket.IO (/messages), TRANSPORTS=websocket|polling, tokens from PAIRS_FILE.
 // MODE=ws:   this project's /ws/messages/ JSON frames, tokens from PAIRS_FILE.
-// Prints one JSON line: {mode, pairs, messages, delivered, lost, wall_s, msgs_per_s, median_ms, p99_ms}.
+// Prints one JSON line: {mode, pairs, messages, delivered, lost, wall_s, msgs_per_s, median_ms, p99_ms}
+// (and every latency, `latencies`, with LATENCIES=1).
 const { io } = require('socket.io-client');
 const WebSocket = require('ws');
 const crypto = require('crypto');
@@ -78,6 +79,7 @@ async function main() {
     mode: mode + (mode === 'sio' ? `:${transports.join('+')}` : ''), pairs: N, messages: N * M,
     delivered: latencies.length, lost, wall_s: wall, msgs_per_s: latencies.length / wall,
     median_ms: quantile(latencies, 0.5), p99_ms: quantile(latencies, 0.99),
+    ...(process.env.LATENCIES ? { latencies } : {}),
   }) + '\n', () => process.exit(0));
 }
 main().catch((e) => { console.error(e); process.exit(1); });
