@@ -73,6 +73,7 @@ from typing import Any
 
 import msgpack
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
 from channels_redis.serializers import MsgPackSerializer
@@ -501,8 +502,11 @@ class ChannelLayer(_RedisChannelLayer):
         for channel in channels:
             if self._loop_of.get(channel) is loop:
                 self.receive_buffer[channel].put_nowait(message)
-            else:
+                continue
+            try:
                 await self.send(channel, dict(message))
+            except ChannelFull:  # as the script drops a message over capacity, for this channel only
+                log.info("channel message over capacity for %s", channel)
 
     async def receive(self, channel: str) -> dict[str, Any]:
         if "!" not in channel:

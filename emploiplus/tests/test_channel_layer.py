@@ -178,7 +178,6 @@ async def test_a_redis_outage_fails_the_waiting_receives_and_receiving_works_aga
         await layer.close_pools()
 
 
-
 async def test_a_redis_without_bzmpop_is_read_with_zpopmin_and_bzpopmin(caplog):
     """Redis before 7.0 has no BZMPOP (here: a Redis with the command renamed away): the reader
     says so once and reads as channels_redis does, in order, nothing lost."""
