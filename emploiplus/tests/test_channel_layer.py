@@ -100,7 +100,9 @@ async def test_frames_for_this_loops_own_channels_are_handed_over_without_redis(
         *(asyncio.wait_for(layer.receive(c), 0.3) for c in (here, later)), return_exceptions=True
     )
     assert all(isinstance(x, TimeoutError) for x in nothing_more), nothing_more
-    await layer.group_discard(group, here)
+    for channel in (here, later, gone, there):
+        await layer.group_discard(group, channel)
+    await layer.close_pools()  # this loop's reader and connections
 
 
 async def test_a_cancelled_receive_loses_nothing_for_the_other_channels(layer):
