@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import Result, Socket, checkout, raise_fd_limit, rss_kib, summarize
+from bench.common import Result, Socket, checkout, percentile, raise_fd_limit, rss_kib, summarize
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 CONVERSATIONS = 200
@@ -293,7 +293,7 @@ def _node_client(
 def _merged(outcomes: list[dict]) -> dict:
     """One outcome of several runs of the Node client (bursts): medians of all their
     latencies, throughput over their summed wall time, CPU per message weighted by deliveries."""
-    latencies = sorted(x for o in outcomes for x in o["latencies"])
+    latencies = [x for o in outcomes for x in o["latencies"]]
     delivered = sum(o["delivered"] for o in outcomes)
     merged = {
         "pairs": outcomes[0]["pairs"],
@@ -303,7 +303,7 @@ def _merged(outcomes: list[dict]) -> dict:
         "wall_s": sum(o["wall_s"] for o in outcomes),
         "bursts": len(outcomes),
         "median_ms": statistics.median(latencies) if latencies else float("nan"),
-        "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
+        "p99_ms": percentile(latencies, 99),
     }
     merged["msgs_per_s"] = delivered / merged["wall_s"] if merged["wall_s"] else 0.0
     for key in (k for k in outcomes[0] if k.startswith("cpu_ms_")):
@@ -403,10 +403,14 @@ def _versus() -> list[Result]:
             yield [f"http://{a}", f"http://{b}"], {proc_a.pid, proc_b.pid}
 
     def our_variants(server: str) -> list[tuple[str, str, str]]:
-        variants = [("ws", "websocket", "/ws/messages/"), ("sio", "websocket", "Socket.IO websocket")]
-        if server == "uvicorn":
-            variants.append(("polling", "polling", "Socket.IO long-polling"))
-        return [(key, transports, label) for key, transports, label in variants if key in VERSUS_VARIANTS]
+        """(client mode, transports, label) of each variant asked for in VERSUS_VARIANTS."""
+        variants = {
+            "ws": ("ws", "websocket", "/ws/messages/"),
+            "sio": ("sio", "websocket", "Socket.IO websocket"),
+            "polling": ("sio", "polling", "Socket.IO long-polling"),
+        }
+        keys = [k for k in variants if k in VERSUS_VARIANTS and (k != "polling" or server == "uvicorn")]
+        return [variants[k] for k in keys]
 
     # 50 conversations at once: a round per stack, the stacks alternating, so drifting load hits all.
     for _round in range(VERSUS_ROUNDS):
@@ -416,8 +420,8 @@ def _versus() -> list[Result]:
             record("concurrent", "Node/Socket.io peer", outcome)
         for server, receive, tag, before in (stacks[name] for name in VERSUS_STACKS):
             with our_servers(server, receive, before) as (urls, pids):
-                for key, transports, label in our_variants(server):
-                    outcome = _node_client(mode="ws" if key == "ws" else "sio", urls=urls, pairs_file=pairs_file.name,
+                for mode, transports, label in our_variants(server):
+                    outcome = _node_client(mode=mode, urls=urls, pairs_file=pairs_file.name,
                                            pairs=VERSUS_PAIRS, messages=VERSUS_MESSAGES, transports=transports,
                                            server_pids=pids)  # fmt: skip
                     record("concurrent", f"{label} ({tag})", outcome)
@@ -431,11 +435,10 @@ def _versus() -> list[Result]:
                                               server_pids={p.pid for p in procs}))]  # fmt: skip
         for server, receive, tag, before in (stacks[name] for name in VERSUS_STACKS):
             urls, pids = up.enter_context(our_servers(server, receive, before))
-            for key, transports, label in our_variants(server):
+            for mode, transports, label in our_variants(server):
                 if transports != "polling":
-                    turns.append((f"{label} ({tag})", dict(mode="ws" if key == "ws" else "sio", urls=urls,
-                                                           pairs_file=pairs_file.name, transports=transports,
-                                                           server_pids=pids)))  # fmt: skip
+                    turns.append((f"{label} ({tag})", dict(mode=mode, urls=urls, pairs_file=pairs_file.name,
+                                                           transports=transports, server_pids=pids)))  # fmt: skip
         bursts = max(1, VERSUS_SEQUENTIAL // VERSUS_BURST)
         runs: dict[str, list[dict]] = {label: [] for label, _ in turns}
         for burst in range(bursts):

@@ -24,7 +24,8 @@ sends what the markers kept. A rolled-back transaction sends nothing.
 **One flush per commit, fewest round trips.** The flush sends every frame of the commit in one
 Redis round trip whatever their number (one Lua script reads the members of every group and
 pushes each message to each member's channel key — channels_redis' own format, so every
-process's layer reads them as usual), then every job in one RQ `enqueue_many` pipeline, then
+process's layer reads them as usual; from an event loop, the members that are that loop's own
+channels get it in memory instead, `ChannelLayer.deliver_here`), then every job in one RQ `enqueue_many` pipeline, then
 the follow-ups (from an event loop, alongside the frames). Sync callers (REST, jobs) talk
 to Redis directly from their thread (no hop to an event loop); async callers (consumers)
 use `run_sync`, which runs the service in a database thread and flushes its effects
@@ -715,7 +716,7 @@ def _send_calls(
         yield chunk, messages, keys, [*head, random_base, here, *(_message_head(m) for m in messages)]
 
 
-def _send_over(reply: list[Any], frames: list[Frame]) -> list[Any]:
+def _script_reply(reply: list[Any], frames: list[Frame]) -> list[Any]:
     """The script's reply → the caller's own channels to hand over ([j, names, j, names, …])."""
     over, kept = reply
     if over:
@@ -752,7 +753,7 @@ def _send_frames(frames: list[Frame]) -> None:
         return
     script = _sync_send_script(_layer_address(layer))
     for chunk, _messages, keys, args in _send_calls(layer, frames):  # no channel is this thread's
-        _send_over(script(keys=keys, args=args), chunk)
+        _script_reply(script(keys=keys, args=args), chunk)
 
 
 async def _asend_frames(frames: list[Frame]) -> None:
@@ -791,7 +792,7 @@ async def _asend_frames_now(layer: Any, frames: list[Frame]) -> None:
     script = _async_send_script(layer.connection(0))
     here = layer.own_key() if isinstance(layer, ChannelLayer) else ""
     for chunk, messages, keys, args in _send_calls(layer, frames, here=here):
-        kept = _send_over(await script(keys=keys, args=args), chunk)
+        kept = _script_reply(await script(keys=keys, args=args), chunk)
         for at in range(0, len(kept), 2):
             await layer.deliver_here(messages[kept[at] - 1], [name.decode() for name in kept[at + 1]])
 
