@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -37,7 +38,9 @@ from typing import Any, ClassVar
 
 from autobahn.exception import Disconnected as _DaphneDisconnected
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from emploiplus import effects, metrics
 from emploiplus import sentry as error_reporting
@@ -150,19 +153,66 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope, receive, send):
         try:
-            return await super().__call__(scope, receive, send)
+            return await self._serve(scope, receive, send)
         except asyncio.CancelledError:
-            if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
-                with contextlib.suppress(Exception):
-                    await self.disconnect(CLOSE_GOING_AWAY)
-                with contextlib.suppress(Exception):
-                    await self.close(code=CLOSE_GOING_AWAY)
-            raise
-        except Exception:
-            if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
-                with contextlib.suppress(Exception):
-                    await self.disconnect(CLOSE_INTERNAL_ERROR)
-            raise
+            error = self.__dict__.get("_channel_failed")
+            if error is None:  # the server is stopping
+                if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
+                    with contextlib.suppress(Exception):
+                        await self.disconnect(CLOSE_GOING_AWAY)
+                    with contextlib.suppress(Exception):
+                        await self.close(code=CLOSE_GOING_AWAY)
+                raise
+            asyncio.current_task().uncancel()  # _forward_channel's cancellation, for its error
+        except Exception as exc:
+            error = exc
+        if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
+            with contextlib.suppress(Exception):
+                await self.disconnect(CLOSE_INTERNAL_ERROR)
+        raise error
+
+    async def _serve(self, scope, receive, send) -> None:
+        """Channels' `AsyncConsumer.__call__` with another loop than its `await_many_dispatch`,
+        which waits on the client and the channel layer with `asyncio.wait` and a new task per
+        message (three loop turns before a frame is handled), and which holds channel-layer
+        messages back while a client frame's handler runs.
+
+        Here client frames are awaited and handled in turn by this task, and what the channel
+        layer delivers is handled as it comes by one task of its own (`_forward_channel`),
+        started once `connect` has run — as the Socket.IO transport forwards a namespace's
+        channel (emploiplus/sio/websocket.py). So a `new_message` reaches a client while that
+        client's own send is still being stored."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        self._channel_failed: BaseException | None = None
+        forwarder: asyncio.Task | None = None
+        try:
+            while True:
+                message = await receive()
+                await self.dispatch(message)
+                if forwarder is None and message["type"] == "websocket.connect":
+                    forwarder = asyncio.ensure_future(self._forward_channel(asyncio.current_task()))
+        except StopConsumer:
+            pass
+        finally:
+            if forwarder is not None:
+                forwarder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await forwarder
+
+    async def _forward_channel(self, consumer: asyncio.Task) -> None:
+        """The channel layer's messages, one at a time. If receiving or handling one fails (Redis
+        gone: emploiplus.effects.ChannelLayer), the consumer ends with that error, as it would
+        in Channels' own loop: `__call__` raises it once this cancels `consumer`."""
+        try:
+            while True:
+                await self.dispatch(await self.channel_receive())
+        except Exception as exc:
+            self._channel_failed = exc
+            consumer.cancel()
 
     async def connect(self) -> None:
         """The namespace's `on_connect` runs before the handshake completes, as Socket.IO's

@@ -330,17 +330,15 @@ def _flush(items: list[Any]) -> None:
 async def _aflush(items: list[Any]) -> None:
     """Frames, then jobs (to the loop's batcher), with the follow-ups alongside the frames, not
     after them: a message's offline check is a Redis round trip of its own, which overlaps the
-    frames' instead of following it."""
+    frames' instead of following it. The frames are sent from this task (their batcher's send
+    still leaves first: it is queued before the follow-ups' first Redis call)."""
     frames, jobs, follow_ups = _split(items)
-    if follow_ups:
-        sending = asyncio.gather(_aflush_frames(frames), *(_afollow_up(f) for f in follow_ups))
-        if jobs:
-            _batcher().add(jobs)
-        await sending
-        return
+    alongside = [asyncio.ensure_future(_afollow_up(f)) for f in follow_ups]
     await _aflush_frames(frames)
     if jobs:
         _batcher().add(jobs)
+    for task in alongside:
+        await task
 
 
 async def _aflush_frames(frames: list[Frame]) -> None:
