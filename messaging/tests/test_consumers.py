@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection, transaction
 
 from accounts.testing import make_token
 from emploiplus import effects
@@ -58,6 +60,49 @@ async def test_a_session_is_in_its_groups_once_its_handshake_completes(alice, bo
         assert (await bob_tab.recv_event("new_message"))["data"]["content"] == "Tout de suite"
     finally:
         await bob_tab.close()
+
+
+@pytest.fixture
+def other(alice, charlie) -> Conversation:
+    return conversation_get_or_create_direct(user=charlie, other_user_id=alice.pk)[0]
+
+
+async def test_what_the_channel_layer_delivers_is_not_held_back_by_a_frame_in_flight(alice, charlie, direct, other):
+    """A session's own send waiting on PostgreSQL (its conversation's row locked by another
+    transaction) does not hold back a message sent to it meanwhile: the consumer handles what
+    the channel layer delivers in a task of its own, not in turn with its client's frames."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_row_lock() -> None:
+        try:
+            with transaction.atomic():
+                Conversation.objects.select_for_update().get(pk=direct.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_row_lock)
+    holder.start()
+    alice_tab = await ws(M, alice)
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        await alice_tab.send("send_message", {"conversationId": str(direct.id), "content": "Bloqué"}, ref="s1")
+        await asyncio.sleep(0.3)  # the statement is now waiting on the lock
+        await database_sync_to_async(message_send)(user=charlie, conversation_id=other.id, content="Pendant ce temps")
+        frame = await alice_tab.recv()
+        assert (frame["event"], frame["data"]["content"]) == ("new_message", "Pendant ce temps")
+        release.set()
+        assert (await alice_tab.call_ok("send_message", {"conversationId": str(direct.id), "content": "Après"}))[
+            "content"
+        ] == "Après"
+        assert [m.content for m in await amessages(direct)] == ["Bloqué", "Après"]
+        acks = [f for f in alice_tab.pending if f["event"] == "ack"]
+        assert [a["ref"] for a in acks] == ["s1"] and acks[0]["data"]["content"] == "Bloqué"
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+        await alice_tab.close()
 
 
 async def test_it_delivers_new_message_to_every_session_of_every_participant(alice, bob, charlie, direct):
