@@ -94,7 +94,7 @@ async def test_it_never_lets_a_frame_act_as_another_user(alice, bob, charlie, _c
 
     data = {"conversationId": str(ours.pk), "content": "hi", **impersonation}
     await comm.send_json_to({"event": "send_message", "ref": "a", "data": data})
-    frames = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+    frames = [await comm.receive_json_from(timeout=5) for _ in range(3)]  # its new_message, message_sent, ack
     ack = next(f for f in frames if f.get("event") == "ack")
     assert ack["data"]["senderId"] == str(alice.pk)
     stored = await Message.objects.aget(pk=ack["data"]["id"])
