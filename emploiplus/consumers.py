@@ -179,9 +179,9 @@ class EventConsumer(AsyncWebsocketConsumer):
 
         Here client frames are awaited and handled in turn by this task, and what the channel
         layer delivers is handled as it comes by one task of its own (`_forward_channel`),
-        started once `connect` has run — as the Socket.IO transport forwards a namespace's
-        channel (emploiplus/sio/websocket.py). So a `new_message` reaches a client while that
-        client's own send is still being stored."""
+        started once `connect` has accepted a user — as the Socket.IO transport forwards a
+        namespace's channel (emploiplus/sio/websocket.py). So a `new_message` reaches a client
+        while that client's own send is still being stored."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
@@ -190,11 +190,11 @@ class EventConsumer(AsyncWebsocketConsumer):
         self._channel_failed: BaseException | None = None
         forwarder: asyncio.Task | None = None
         try:
+            await self.dispatch(await receive())  # websocket.connect, always the first (ASGI)
+            if getattr(self, "namespace", None) is not None:  # a user, accepted
+                forwarder = asyncio.ensure_future(self._forward_channel(asyncio.current_task()))
             while True:
-                message = await receive()
-                await self.dispatch(message)
-                if forwarder is None and message["type"] == "websocket.connect":
-                    forwarder = asyncio.ensure_future(self._forward_channel(asyncio.current_task()))
+                await self.dispatch(await receive())
         except StopConsumer:
             pass
         finally:
