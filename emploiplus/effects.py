@@ -25,8 +25,9 @@ sends what the markers kept. A rolled-back transaction sends nothing.
 Redis round trip whatever their number (one Lua script reads the members of every group and
 pushes each message to each member's channel key — channels_redis' own format, so every
 process's layer reads them as usual; from an event loop, the members that are that loop's own
-channels get it in memory instead, `ChannelLayer.deliver_here`), then every job in one RQ `enqueue_many` pipeline, then
-the follow-ups (from an event loop, alongside the frames). Sync callers (REST, jobs) talk
+channels get it in memory instead, `ChannelLayer.deliver_here`), then every job in one RQ
+`enqueue_many` pipeline, then the follow-ups (from an event loop, alongside the frames, each
+in a task of its own started before them). Sync callers (REST, jobs) talk
 to Redis directly from their thread (no hop to an event loop); async callers (consumers)
 use `run_sync`, which runs the service in a database thread and flushes its effects
 afterwards from the consumer's own event loop.
