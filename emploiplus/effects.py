@@ -86,6 +86,7 @@ from redis.exceptions import ResponseError
 from emploiplus import logs
 from emploiplus.batching import LoopBatcher, for_loop
 from emploiplus.events import event_message
+from emploiplus.redis import LIVE_SET_LUA
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class Job:
 @dataclass(frozen=True)
 class FollowUp:
     fn: Callable[[], None]
-    afn: Callable[[], Awaitable[None]] | None = None  # the same work, for async flushes
+    afn: Callable[..., Awaitable[None]] | None = None  # the same work, for async flushes
+    live_keys: tuple[str, ...] = ()  # expiring sets read with the frames: afn(live) (after_commit)
 
 
 _FRAME_ID_PREFIX = uuid.uuid4().hex[:10]
@@ -173,11 +175,22 @@ def enqueue_many(jobs: Iterable[Job]) -> None:
     _register(jobs)
 
 
-def after_commit(fn: Callable[[], None], *, afn: Callable[[], Awaitable[None]] | None = None) -> None:
+def after_commit(
+    fn: Callable[[], None],
+    *,
+    afn: Callable[..., Awaitable[None]] | None = None,
+    live_keys: Iterable[str] = (),
+) -> None:
     """Run `fn()` once the current transaction commits, after its frames and jobs. For work
     that reads or writes again (e.g. a push to the participants who are offline). `afn` is the
-    same work as a coroutine function, used when the flush happens on an event loop."""
-    _register([FollowUp(fn, afn)])
+    same work as a coroutine function, used when the flush happens on an event loop.
+
+    With `live_keys` (expiring sets of our Redis: `emploiplus.redis.LIVE_SET_LUA`), `afn` is
+    called as `afn(live)`: `live[i]` tells whether `live_keys[i]` holds a live member, read by
+    the script call that sends the commit's frames (no round trip of its own) — or None when
+    they could not be read there (a channel layer on another Redis or of another kind, a
+    failed send): then `afn` reads them itself. A message's offline check is one."""
+    _register([FollowUp(fn, afn, tuple(live_keys))])
 
 
 async def abroadcast(group: str, event: str, data: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -329,31 +342,39 @@ def _flush(items: list[Any]) -> None:
 
 
 async def _aflush(items: list[Any]) -> None:
-    """Frames, then jobs (to the loop's batcher), with the follow-ups alongside the frames, not
-    after them: a message's offline check is a Redis round trip of its own, which overlaps the
-    frames' instead of following it. The frames are sent from this task (their batcher's send
-    still leaves first: it is queued before the follow-ups' first Redis call)."""
+    """Frames, then jobs (to the loop's batcher). The follow-ups that read expiring sets
+    (`live_keys`) get them from the frames' script call and start once it has answered; the
+    others start alongside the frames, not after them. The frames are sent from this task."""
     frames, jobs, follow_ups = _split(items)
-    alongside = [asyncio.ensure_future(_afollow_up(f)) for f in follow_ups]
-    await _aflush_frames(frames)
+    reading = [f for f in follow_ups if f.live_keys and f.afn is not None]
+    started = [asyncio.ensure_future(_afollow_up(f)) for f in follow_ups if not (f.live_keys and f.afn is not None)]
+    live = await _aflush_frames(frames, [key for f in reading for key in f.live_keys])
     if jobs:
         _batcher().add(jobs)
-    for task in alongside:
+    at = 0
+    for follow_up in reading:
+        flags = None if live is None else live[at : at + len(follow_up.live_keys)]
+        at += len(follow_up.live_keys)
+        started.append(asyncio.ensure_future(_afollow_up(follow_up, (flags,))))
+    for task in started:
         await task
 
 
-async def _aflush_frames(frames: list[Frame]) -> None:
-    if frames:
-        try:
-            await _asend_frames(frames)
-        except Exception:
-            _lost("frames", [f"{f.event}→{f.group}" for f in frames])
+async def _aflush_frames(frames: list[Frame], live_keys: list[str]) -> list[bool] | None:
+    """Sends `frames`; the flags of `live_keys` when the same call read them, else None."""
+    if not frames:
+        return None
+    try:
+        return await _asend_frames(frames, live_keys)
+    except Exception:
+        _lost("frames", [f"{f.event}→{f.group}" for f in frames])
+        return None
 
 
-async def _afollow_up(follow_up: FollowUp) -> None:
+async def _afollow_up(follow_up: FollowUp, args: tuple[Any, ...] = ()) -> None:
     try:
         if follow_up.afn is not None:
-            await follow_up.afn()
+            await follow_up.afn(*args)
         else:
             await database_sync_to_async(follow_up.fn, thread_sensitive=False, executor=_db_executor())()
     except Exception:
@@ -635,23 +656,27 @@ RANDOM_PREFIX_LENGTH = 12  # channels_redis' own: each stored message is unique 
 # One call per batch of frames: read each group's live members and push the frame's message to
 # each member's channel key, in send order, with channels_redis' checks (group expiry, message
 # expiry, capacity) and format: 12 random bytes, then the msgpack map of the message with
-# `__asgi_channel__` (the names of the key's channels in the group). ARGV[7 + j] is frame j's
+# `__asgi_channel__` (the names of the key's channels in the group). ARGV[8 + j] is frame j's
 # map without that last value (its header counts it); the script appends the list of names.
-# KEYS = one group key per frame (repeats allowed). ARGV = now, group expiry, message expiry,
-# capacity, key prefix, 8 random bytes (with a counter, the prefix of each stored message), the
-# calling process's own channel key ("" for none): its channels are not pushed but returned, for
-# the caller to hand over in memory (`ChannelLayer.deliver_here`).
-# Returns {number of messages dropped over capacity, {j, {names}, j, {names}, …}}, the second
-# naming the caller's own channels of frame j. Channel keys are read from the groups, so this
-# needs one Redis (not a cluster), which `fast_path_supported` checks.
-_SEND = """
+# KEYS = one group key per frame (repeats allowed), then the expiring sets to read (a follow-up's
+# `live_keys`). ARGV = now, group expiry, message expiry, capacity, key prefix, 8 random bytes
+# (with a counter, the prefix of each stored message), the calling process's own channel key
+# ("" for none): its channels are not pushed but returned, for the caller to hand over in memory
+# (`ChannelLayer.deliver_here`), the number of frames.
+# Returns {number of messages dropped over capacity, {j, {names}, j, {names}, …}, {flag, …}}, the
+# second naming the caller's own channels of frame j, the third whether each set to read holds
+# a live member (in Redis time, read only when there are any). Channel keys are read from the
+# groups, so this needs one Redis (not a cluster), which `fast_path_supported` checks.
+_SEND = (
+    LIVE_SET_LUA
+    + """
 local now = tonumber(ARGV[1])
 local group_cutoff = math.floor(now) - tonumber(ARGV[2])
 local expiry = tonumber(ARGV[3])
 local capacity = tonumber(ARGV[4])
-local prefix, base, here = ARGV[5], ARGV[6], ARGV[7]
-local members_of, n, over, kept = {}, 0, 0, {}
-for j = 1, #KEYS do
+local prefix, base, here, frames = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local members_of, n, over, kept, live = {}, 0, 0, {}, {}
+for j = 1, frames do
     local group = KEYS[j]
     local members = members_of[group]
     if not members then
@@ -677,7 +702,7 @@ for j = 1, #KEYS do
             n = n + 1
             redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
             if redis.call('ZCARD', key) < capacity then
-                local message = base .. struct.pack('>I4', n) .. ARGV[7 + j] .. cmsgpack.pack(names[key])
+                local message = base .. struct.pack('>I4', n) .. ARGV[8 + j] .. cmsgpack.pack(names[key])
                 redis.call('ZADD', key, now + n * 0.000001, message)
                 redis.call('EXPIRE', key, expiry)
             else
@@ -686,8 +711,13 @@ for j = 1, #KEYS do
         end
     end
 end
-return {over, kept}
+if #KEYS > frames then
+    local clock = redis_now()
+    for i = frames + 1, #KEYS do live[#live + 1] = holds_live(KEYS[i], clock) end
+end
+return {over, kept, live}
 """
+)
 _CHANNEL_NAMES_KEY = msgpack.packb("__asgi_channel__")
 
 
@@ -699,28 +729,34 @@ def _message_head(message: dict[str, Any]) -> bytes:
 
 
 def _send_calls(
-    layer: Any, frames: list[Frame], *, here: str = ""
-) -> Iterator[tuple[list[Frame], list[dict[str, Any]], list[bytes], list[Any]]]:
-    """(frames, their messages, KEYS, ARGV) of each call of `_SEND`, FRAMES_PER_SEND frames a
-    call; `here` is the caller's own channel key, whose channels the script returns."""
-    for start in range(0, len(frames), FRAMES_PER_SEND):
-        chunk = frames[start : start + FRAMES_PER_SEND]
-        keys = []
-        for frame in chunk:
-            assert layer.require_valid_group_name(frame.group), "Group name not valid"
-            keys.append(layer._group_key(frame.group))
-        messages = [frame.message() for frame in chunk]
+    layer: Any, items: list[Frame | str], *, here: str = ""
+) -> Iterator[tuple[list[Frame | str], list[dict[str, Any]], list[str], list[Any]]]:
+    """(items, the messages of their frames, KEYS, ARGV) of each call of `_SEND`,
+    FRAMES_PER_SEND items a call; an item is a frame or (a str) an expiring set to read. `here`
+    is the caller's own channel key, whose channels the script returns."""
+    for start in range(0, len(items), FRAMES_PER_SEND):
+        chunk = items[start : start + FRAMES_PER_SEND]
+        keys, messages, reads = [], [], []
+        for item in chunk:
+            if isinstance(item, str):
+                reads.append(item)
+                continue
+            assert layer.require_valid_group_name(item.group), "Group name not valid"
+            keys.append(layer._group_key(item.group))
+            messages.append(item.message())
         head = [time.time(), int(layer.group_expiry), int(layer.expiry), int(layer.capacity), layer.prefix]
         random_base = os.urandom(RANDOM_PREFIX_LENGTH - 4)
-        yield chunk, messages, keys, [*head, random_base, here, *(_message_head(m) for m in messages)]
+        args = [*head, random_base, here, len(messages), *(_message_head(m) for m in messages)]
+        yield chunk, messages, keys + reads, args
 
 
-def _script_reply(reply: list[Any], frames: list[Frame]) -> list[Any]:
-    """The script's reply → the caller's own channels to hand over ([j, names, j, names, …])."""
-    over, kept = reply
+def _script_reply(reply: list[Any], messages: list[dict[str, Any]]) -> tuple[list[Any], list[int]]:
+    """The script's reply → (the caller's own channels to hand over: [j, names, j, names, …],
+    the flags of the sets read)."""
+    over, kept, live = reply
     if over:
-        log.info("%s channel message(s) over capacity, of %s frame(s)", over, len(frames))
-    return kept
+        log.info("%s channel message(s) over capacity, of %s frame(s)", over, len(messages))
+    return kept, live
 
 
 @functools.cache
@@ -751,22 +787,27 @@ def _send_frames(frames: list[Frame]) -> None:
         async_to_sync(_asend_frames)(frames)
         return
     script = _sync_send_script(_layer_address(layer))
-    for chunk, _messages, keys, args in _send_calls(layer, frames):  # no channel is this thread's
-        _script_reply(script(keys=keys, args=args), chunk)
+    for _chunk, messages, keys, args in _send_calls(layer, frames):  # no channel is this thread's
+        _script_reply(script(keys=keys, args=args), messages)
 
 
-async def _asend_frames(frames: list[Frame]) -> None:
+async def _asend_frames(frames: list[Frame], live_keys: list[str] = ()) -> list[bool] | None:
     """From an event loop: the layer's own connection pool for this loop. Frames flushed
     while an earlier send of this loop is in flight go together in the next one
-    (`_frame_batcher`); raises what their send raised."""
+    (`_frame_batcher`); raises what their send raised. Returns the flags of `live_keys` (our
+    Redis' expiring sets) when the layer's Redis is ours and the same call read them, else None."""
     layer = get_channel_layer()
     if layer is None:
-        return
+        return None
     if not fast_path_supported(layer):
         for frame in frames:
             await layer.group_send(frame.group, frame.message())
-        return
-    await _frame_batcher().submit(frames)
+        return None
+    if not live_keys or _layer_address(layer) != settings.REDIS_URL:
+        await _frame_batcher().submit(frames)
+        return None
+    results = await _frame_batcher().submit([*frames, *live_keys])
+    return results[len(frames) :]
 
 
 _frame_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBatcher] = weakref.WeakKeyDictionary()
@@ -780,20 +821,25 @@ def _frame_batcher() -> LoopBatcher:
     return for_loop(_frame_batchers, lambda: LoopBatcher(_asend_batch, most=FRAMES_PER_SEND))
 
 
-async def _asend_batch(frames: list[Frame]) -> list[None]:
-    await _asend_frames_now(get_channel_layer(), frames)
-    return [None] * len(frames)
+async def _asend_batch(items: list[Frame | str]) -> list[bool | None]:
+    return await _asend_frames_now(get_channel_layer(), items)
 
 
-async def _asend_frames_now(layer: Any, frames: list[Frame]) -> None:
-    """One script call per FRAMES_PER_SEND frames; what goes to this process's own channels is
-    handed over in memory (`ChannelLayer.deliver_here`), not pushed to Redis and read back."""
+async def _asend_frames_now(layer: Any, items: list[Frame | str]) -> list[bool | None]:
+    """One script call per FRAMES_PER_SEND items (frames, and expiring sets to read: their
+    flags are returned in their places, None in a frame's); what goes to this process's own
+    channels is handed over in memory (`ChannelLayer.deliver_here`), not pushed to Redis and
+    read back."""
     script = _async_send_script(layer.connection(0))
     here = layer.own_key() if isinstance(layer, ChannelLayer) else ""
-    for chunk, messages, keys, args in _send_calls(layer, frames, here=here):
-        kept = _script_reply(await script(keys=keys, args=args), chunk)
+    results: list[bool | None] = []
+    for chunk, messages, keys, args in _send_calls(layer, items, here=here):
+        kept, live = _script_reply(await script(keys=keys, args=args), messages)
         for at in range(0, len(kept), 2):
             await layer.deliver_here(messages[kept[at] - 1], [name.decode() for name in kept[at + 1]])
+        flags = iter(live)
+        results.extend(bool(next(flags)) if isinstance(item, str) else None for item in chunk)
+    return results
 
 
 _async_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()

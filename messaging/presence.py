@@ -55,7 +55,7 @@ from django.conf import settings
 from emploiplus import effects
 from emploiplus.batching import LoopBatcher, for_loop
 from emploiplus.events import now_iso, presence_group
-from emploiplus.redis import get_redis, key
+from emploiplus.redis import LIVE_SET_LUA, get_redis, key
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def connections_key(user_id: object) -> str:
 
 
 # now() in Redis server time, in seconds with microseconds.
-_NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+_NOW = LIVE_SET_LUA + "local now = redis_now()\n"
 # ARGV[1] of every script that writes: its deadline in Redis time (0: none). Later, it
 # changes nothing and returns LATE (module docstring, "Late writes").
 LATE = -1
@@ -139,7 +139,7 @@ ONLINE = (
     _NOW
     + """
 local out = {}
-for i, k in ipairs(KEYS) do out[i] = redis.call('ZCOUNT', k, '(' .. now, '+inf') > 0 and 1 or 0 end
+for i, k in ipairs(KEYS) do out[i] = holds_live(k, now) end
 return out
 """
 )

@@ -394,9 +394,11 @@ def _announce(message: Message, user: User, *, participants: list[uuid.UUID]) ->
         [*_to_participants(participants, "new_message", payload), (user_group(user.pk), "message_sent", sent)]
     )
     if others:
+        # On a loop, the recipients' presence is read by the call that sends their frames.
         effects.after_commit(
             lambda: _notify_offline(message=message, sender=user, recipient_ids=others),
-            afn=lambda: _anotify_offline(message=message, sender=user, recipient_ids=others),
+            afn=lambda live: _anotify_offline(message=message, sender=user, recipient_ids=others, live=live),
+            live_keys=[presence.connections_key(uid) for uid in others],
         )
 
 
@@ -416,11 +418,16 @@ def _notify_offline(*, message: Message, sender: User, recipient_ids: list[uuid.
         _queue_push(message=message, sender=sender, offline=offline)
 
 
-async def _anotify_offline(*, message: Message, sender: User, recipient_ids: list[uuid.UUID]) -> None:
-    """`_notify_offline` from an event loop: the presence lookup stays on the loop; only
+async def _anotify_offline(
+    *, message: Message, sender: User, recipient_ids: list[uuid.UUID], live: list[bool] | None
+) -> None:
+    """`_notify_offline` from an event loop, given whether each recipient is online (`live`,
+    read with the frames) or looking it up on the loop when that could not be (None); only
     when someone is offline does the push (database writes) go to a thread."""
-    online = set(await presence.aonline_user_ids(recipient_ids))
-    offline = [uid for uid in recipient_ids if str(uid) not in online]
+    if live is None:
+        online = set(await presence.aonline_user_ids(recipient_ids))
+        live = [str(uid) in online for uid in recipient_ids]
+    offline = [uid for uid, up in zip(recipient_ids, live, strict=True) if not up]
     if offline:
         await effects.run_sync(_queue_push, message=message, sender=sender, offline=offline)
 

@@ -369,6 +369,38 @@ def test_every_member_of_every_group_gets_its_frames_in_order_sync_and_async(lis
         assert all(m["type"] == "emploiplus.event" for m in got)
 
 
+def test_a_follow_up_gets_the_expiring_sets_it_reads_from_the_frames_call(listener, monkeypatch):
+    """`after_commit(live_keys=…)`: the script call that sends the frames reads the sets too —
+    a member scored after Redis' clock is live; an expired member or no set is not — and
+    the follow-up gets one flag per key, in order, even when the frames and the keys of one
+    commit span several calls (FRAMES_PER_SEND). The sync flush calls `fn()`, which reads
+    them itself."""
+    from emploiplus.redis import get_redis, key
+
+    monkeypatch.setattr(effects, "FRAMES_PER_SEND", 2)
+    channel = listener.join("user.a")
+    now = time.time()
+    sets = [key("test", "live", name) for name in ("fresh", "expired", "missing", "fresh2")]
+    get_redis().zadd(sets[0], {"c1": now + 30})
+    get_redis().zadd(sets[1], {"c1": now - 30})
+    get_redis().zadd(sets[3], {"c1": now - 30, "c2": now + 30})
+    got: list = []
+
+    async def read(live) -> None:
+        got.append(live)
+
+    def service() -> None:
+        with transaction.atomic():
+            effects.broadcast_many([("user.a", "e", {"n": n}) for n in range(3)])
+            effects.after_commit(lambda: got.append("sync"), afn=read, live_keys=sets)
+
+    listener._run(effects.run_sync(service))
+    assert got == [[True, False, False, True]]
+    assert events_of(listener.received(channel)) == [("e", {"n": n}) for n in range(3)]
+    service()  # no loop: the sync flush
+    assert got[1:] == ["sync"]
+
+
 def test_run_sync_flushes_the_services_effects_from_the_event_loop(listener):
     channel = listener.join("user.a")
 

@@ -162,6 +162,62 @@ def test_it_hands_messages_for_offline_recipients_to_notifications(alice, bob, c
     assert ConversationParticipant.objects.filter(conversation=group).count() == 3
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("layer", ["on our Redis", "on another address"])
+def test_on_a_loop_the_offline_check_rides_in_the_call_that_sends_the_frames(alice, bob, charlie, settings, layer):
+    """From an event loop, the one script call that sends a message's frames also reads
+    whether each recipient is online (`effects.after_commit(live_keys=…)`): a message costs one
+    Redis round trip, not one for the frames and one for presence. In a group, charlie
+    (online) gets his frame and no push, bob (offline) a push. With the channel layer behind
+    another address, the check is a call of its own on our Redis, and finds the same."""
+    import asyncio
+    import json
+
+    from channels.layers import get_channel_layer
+
+    from emploiplus import effects
+    from emploiplus.postgres import aio
+    from emploiplus.testing import Listener, TurnCountingProxy
+    from messaging import services
+    from notifications.models import Notification
+
+    touch = (presence.connections_key(charlie.pk), presence.online_index_key(), 0, 30, str(charlie.pk), "c1")
+    presence.get_redis().eval(presence.TOUCH, 2, *touch)  # the sync client stays on Redis itself
+    group = conversation_create_group(user=alice, participant_ids=[bob.pk, charlie.pk])
+    direct, _ = conversation_get_or_create_direct(user=alice, other_user_id=charlie.pk)
+    listener = Listener()  # bob's and charlie's sockets, on Redis itself
+    inboxes = {user.pk: listener.join(f"user.{user.pk}") for user in (bob, charlie)}
+    port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    try:
+        with TurnCountingProxy(port) as proxy:
+            proxied = settings.REDIS_URL.replace(f":{port}/", f":{proxy.port}/")
+            layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+            layers["default"]["CONFIG"]["hosts"] = [{**layers["default"]["CONFIG"]["hosts"][0], "address": proxied}]
+            settings.CHANNEL_LAYERS = layers
+            if layer == "on our Redis":
+                settings.REDIS_URL = proxied  # presence's own loop client goes through the proxy too
+            effects.reset_for_tests()
+
+            async def send_two() -> int:
+                await services.amessage_send(user=alice, conversation_id=group.pk, content="Entretien demain ?")
+                proxy.reset()  # the pools are open; bob's push has sent its own frame
+                await services.amessage_send(user=alice, conversation_id=direct.pk, content="À 10 h ?")
+                turns = proxy.turns
+                await get_channel_layer().close_pools()
+                await (await aio.loop_connections()).close()
+                return turns
+
+            turns = asyncio.run(send_two())
+    finally:
+        effects.reset_for_tests()
+        got = {uid: [m["data"]["content"] for m in listener.received(inbox)] for uid, inbox in inboxes.items()}
+        listener.close()
+    assert turns == 1  # on another address: the frames' call (presence went to Redis itself)
+    assert got == {bob.pk: ["Entretien demain ?"], charlie.pk: ["Entretien demain ?", "À 10 h ?"]}
+    pushed = Notification.objects.filter(type="message")
+    assert [(n.user_id, n.body) for n in pushed] == [(bob.pk, "Entretien demain ?")]
+
+
 @pytest.mark.django_db
 def test_it_refuses_a_client_message_id_reused_in_another_conversation(alice, bob, charlie):
     with_bob, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
