@@ -61,6 +61,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import hashlib
 import itertools
 import logging
 import os
@@ -81,7 +82,8 @@ from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
 from channels_redis.serializers import MsgPackSerializer
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 
 from emploiplus import logs
 from emploiplus.batching import LoopBatcher, for_loop
@@ -848,11 +850,11 @@ async def _asend_frames_now(layer: Any, items: list[Frame | str]) -> list[bool |
     flags are returned in their places, None in a frame's); what goes to this process's own
     channels is handed over in memory (`ChannelLayer.deliver_here`), not pushed to Redis and
     read back."""
-    script = _async_send_script(layer.connection(0))
+    script = _held_send_script(layer.connection(0))
     here = layer.own_key() if isinstance(layer, ChannelLayer) else ""
     results: list[bool | None] = []
     for chunk, messages, keys, args in _send_calls(layer, items, here=here):
-        kept, live = _script_reply(await script(keys=keys, args=args), messages)
+        kept, live = _script_reply(await script(keys, args), messages)
         for at in range(0, len(kept), 2):
             await layer.deliver_here(messages[kept[at] - 1], [name.decode() for name in kept[at + 1]])
         flags = iter(live)
@@ -860,14 +862,46 @@ async def _asend_frames_now(layer: Any, items: list[Frame | str]) -> list[bool |
     return results
 
 
-_async_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+class _HeldScript:
+    """`_SEND` on one connection held from a layer client's pool, through redis-py's connection
+    API: EVALSHA, and EVAL (which loads it again) after a Redis restart forgot it. One call is
+    in flight at a time (the frame batcher's), so one connection is enough; the client's
+    per-command layers (pool checkout, retry, observability) cost more CPU than the call. As
+    the client's retry would, a connection found dead (Redis restarted, an idle connection
+    closed) is opened again and the call sent once more; a timeout is not retried (the
+    script may have run). redis-py disconnects a connection whose read failed or was cancelled."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.connection: Any = None
+        self.sha = hashlib.sha1(_SEND.encode(), usedforsecurity=False).hexdigest()  # Redis names scripts so
+
+    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        if self.connection is None:
+            self.connection = await self.client.connection_pool.get_connection()
+        try:
+            return await self._call(keys, args)
+        except RedisConnectionError:
+            return await self._call(keys, args)  # send_command connects again
+
+    async def _call(self, keys: list[Any], args: list[Any]) -> Any:
+        await self.connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        try:
+            return await self.connection.read_response()
+        except NoScriptError:
+            pass
+        await self.connection.send_command("EVAL", _SEND, len(keys), *keys, *args)
+        return await self.connection.read_response()
 
 
-def _async_send_script(connection: Any) -> Any:
-    """`_SEND` registered on a layer connection (EVALSHA, loaded again after a Redis restart)."""
-    script = _async_scripts.get(connection)
+_held_scripts: weakref.WeakKeyDictionary[Any, _HeldScript] = weakref.WeakKeyDictionary()
+
+
+def _held_send_script(client: Any) -> _HeldScript:
+    """The `_HeldScript` of a layer client (channels_redis keeps one client per event loop)."""
+    script = _held_scripts.get(client)
     if script is None:
-        script = _async_scripts[connection] = connection.register_script(_SEND)
+        script = _held_scripts[client] = _HeldScript(client)
     return script
 
 
