@@ -850,11 +850,12 @@ async def _asend_frames_now(layer: Any, items: list[Frame | str]) -> list[bool |
     flags are returned in their places, None in a frame's); what goes to this process's own
     channels is handed over in memory (`ChannelLayer.deliver_here`), not pushed to Redis and
     read back."""
-    script = _held_send_script(layer.connection(0))
+    client = layer.connection(0)
+    script = _held_send_script(client)
     here = layer.own_key() if isinstance(layer, ChannelLayer) else ""
     results: list[bool | None] = []
     for chunk, messages, keys, args in _send_calls(layer, items, here=here):
-        kept, live = _script_reply(await script(keys, args), messages)
+        kept, live = _script_reply(await script(client, keys, args), messages)
         for at in range(0, len(kept), 2):
             await layer.deliver_here(messages[kept[at] - 1], [name.decode() for name in kept[at + 1]])
         flags = iter(live)
@@ -869,23 +870,24 @@ class _HeldScript:
     per-command layers (pool checkout, retry, observability) cost more CPU than the call. As
     the client's retry would, a connection found dead (Redis restarted, an idle connection
     closed) is opened again and the call sent once more; a timeout is not retried (the
-    script may have run). redis-py disconnects a connection whose read failed or was cancelled."""
+    script may have run). redis-py disconnects a connection whose read failed or was cancelled.
+    It holds no reference to its client (the key of `_held_scripts`: that would keep it alive)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    SHA = hashlib.sha1(_SEND.encode(), usedforsecurity=False).hexdigest()  # the name Redis gives it
+
+    def __init__(self) -> None:
         self.connection: Any = None
-        self.sha = hashlib.sha1(_SEND.encode(), usedforsecurity=False).hexdigest()  # Redis names scripts so
 
-    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+    async def __call__(self, client: Any, keys: list[Any], args: list[Any]) -> Any:
         if self.connection is None:
-            self.connection = await self.client.connection_pool.get_connection()
+            self.connection = await client.connection_pool.get_connection()
         try:
             return await self._call(keys, args)
         except RedisConnectionError:
             return await self._call(keys, args)  # send_command connects again
 
     async def _call(self, keys: list[Any], args: list[Any]) -> Any:
-        await self.connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        await self.connection.send_command("EVALSHA", self.SHA, len(keys), *keys, *args)
         try:
             return await self.connection.read_response()
         except NoScriptError:
@@ -901,7 +903,7 @@ def _held_send_script(client: Any) -> _HeldScript:
     """The `_HeldScript` of a layer client (channels_redis keeps one client per event loop)."""
     script = _held_scripts.get(client)
     if script is None:
-        script = _held_scripts[client] = _HeldScript(client)
+        script = _held_scripts[client] = _HeldScript()
     return script
 
 

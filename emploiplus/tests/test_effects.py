@@ -401,6 +401,33 @@ def test_a_follow_up_gets_the_expiring_sets_it_reads_from_the_frames_call(listen
     assert got[1:] == ["sync"]
 
 
+def test_the_held_send_connection_survives_a_killed_connection_and_a_flushed_script_cache(listener):
+    """The frame script runs on one held connection per loop (`effects._HeldScript`): killed
+    by Redis, it is opened again and the call sent once more; with Redis' script cache
+    emptied (a restart), EVALSHA's NOSCRIPT is answered by an EVAL. Nothing is lost."""
+    from emploiplus.redis import get_redis
+
+    channel = listener.join("user.a")
+    layer = get_channel_layer()
+
+    async def send(n: int) -> None:
+        await effects.abroadcast("user.a", "e", {"n": n})
+
+    async def held_id() -> int:
+        held = effects._held_send_script(layer.connection(0)).connection
+        await held.send_command("CLIENT", "ID")
+        return await held.read_response()
+
+    listener._run(send(0))
+    first = listener._run(held_id())
+    assert get_redis().execute_command("CLIENT", "KILL", "ID", first) == 1
+    listener._run(send(1))  # the dead connection found, opened again, sent once more
+    assert listener._run(held_id()) != first
+    get_redis().script_flush()
+    listener._run(send(2))  # NOSCRIPT → EVAL
+    assert events_of(listener.received(channel)) == [("e", {"n": n}) for n in range(3)]
+
+
 def test_run_sync_flushes_the_services_effects_from_the_event_loop(listener):
     channel = listener.join("user.a")
 
