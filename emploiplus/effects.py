@@ -26,8 +26,9 @@ Redis round trip whatever their number (one Lua script reads the members of ever
 pushes each message to each member's channel key — channels_redis' own format, so every
 process's layer reads them as usual; from an event loop, the members that are that loop's own
 channels get it in memory instead, `ChannelLayer.deliver_here`), then every job in one RQ
-`enqueue_many` pipeline, then the follow-ups (from an event loop, alongside the frames, each
-in a task of its own started before them). Sync callers (REST, jobs) talk
+`enqueue_many` pipeline, then the follow-ups (from an event loop, each in a task of its own:
+started alongside the frames, or, for one that reads expiring sets — a message's offline
+check — once the frames' script call has read them for it). Sync callers (REST, jobs) talk
 to Redis directly from their thread (no hop to an event loop); async callers (consumers)
 use `run_sync`, which runs the service in a database thread and flushes its effects
 afterwards from the consumer's own event loop.
