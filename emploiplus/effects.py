@@ -69,7 +69,7 @@ import os
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -133,6 +133,11 @@ class FollowUp:
     fn: Callable[[], None]
     afn: Callable[..., Awaitable[None]] | None = None  # the same work, for async flushes
     live_keys: tuple[str, ...] = ()  # expiring sets read with the frames: afn(live) (after_commit)
+
+    @property
+    def reads_live(self) -> bool:
+        """Its async flush waits for the frames' call, which reads its `live_keys`."""
+        return bool(self.live_keys) and self.afn is not None
 
 
 _FRAME_ID_PREFIX = uuid.uuid4().hex[:10]
@@ -349,8 +354,8 @@ async def _aflush(items: list[Any]) -> None:
     (`live_keys`) get them from the frames' script call and start once it has answered; the
     others start alongside the frames, not after them. The frames are sent from this task."""
     frames, jobs, follow_ups = _split(items)
-    reading = [f for f in follow_ups if f.live_keys and f.afn is not None]
-    started = [asyncio.ensure_future(_afollow_up(f)) for f in follow_ups if not (f.live_keys and f.afn is not None)]
+    reading = [f for f in follow_ups if f.reads_live]
+    started = [asyncio.ensure_future(_afollow_up(f)) for f in follow_ups if not f.reads_live]
     live = await _aflush_frames(frames, [key for f in reading for key in f.live_keys])
     if jobs:
         _batcher().add(jobs)
@@ -595,35 +600,32 @@ class ChannelLayer(_RedisChannelLayer):
         it (redis-py's `read_response`); it goes back to the pool when the reader ends."""
         key = self.prefix + real_channel
         client = self.connection(self.consistent_hash(real_channel))
-        held: list[Any] = []  # the connection, once taken
+        held = None  # the connection, once taken
         try:
-            await self._read_with(loop, client, held, key)
+            while self._waiting.get(loop):
+                try:
+                    if held is None:
+                        held = await client.connection_pool.get_connection()
+                    popped = await self._pop(client, key, held)
+                except Exception as exc:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():  # redis-py turned our cancellation into this
+                        raise asyncio.CancelledError from None
+                    waiting = dict(self._waiting.get(loop, {}))
+                    log.warning("channel layer: Redis unreachable, %d receive(s) fail: %r", sum(waiting.values()), exc)
+                    for name, count in waiting.items():
+                        for _ in range(count):
+                            self.receive_buffer[name].put_nowait(_ReaderFailed(exc))
+                    return
+                for member, _score in popped:
+                    message = self.deserialize(member)
+                    channels = message.pop("__asgi_channel__", None)
+                    for name in channels if isinstance(channels, list) else [channels]:
+                        if name:
+                            self.receive_buffer[name].put_nowait(message)
         finally:
-            if held:
-                await client.connection_pool.release(held[0])
-
-    async def _read_with(self, loop: asyncio.AbstractEventLoop, client: Any, held: list[Any], key: str) -> None:
-        while self._waiting.get(loop):
-            try:
-                if not held:
-                    held.append(await client.connection_pool.get_connection())
-                popped = await self._pop(client, key, held[0])
-            except Exception as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():  # redis-py turned our cancellation into this
-                    raise asyncio.CancelledError from None
-                waiting = dict(self._waiting.get(loop, {}))
-                log.warning("channel layer: Redis unreachable, %d receive(s) fail: %r", sum(waiting.values()), exc)
-                for name, count in waiting.items():
-                    for _ in range(count):
-                        self.receive_buffer[name].put_nowait(_ReaderFailed(exc))
-                return
-            for member, _score in popped:
-                message = self.deserialize(member)
-                channels = message.pop("__asgi_channel__", None)
-                for name in channels if isinstance(channels, list) else [channels]:
-                    if name:
-                        self.receive_buffer[name].put_nowait(message)
+            if held is not None:
+                await client.connection_pool.release(held)
 
     async def _pop(self, connection: Any, key: str, held: Any) -> list[Any]:
         """Up to READ_BATCH messages of `key`, waiting up to brpop_timeout for the first: one
@@ -812,7 +814,7 @@ def _send_frames(frames: list[Frame]) -> None:
         _script_reply(script(keys=keys, args=args), messages)
 
 
-async def _asend_frames(frames: list[Frame], live_keys: list[str] = ()) -> list[bool] | None:
+async def _asend_frames(frames: list[Frame], live_keys: Sequence[str] = ()) -> list[bool] | None:
     """From an event loop: the layer's own connection pool for this loop. Frames flushed
     while an earlier send of this loop is in flight go together in the next one
     (`_frame_batcher`); raises what their send raised. Returns the flags of `live_keys` (our

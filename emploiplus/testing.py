@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import select
 import shutil
@@ -209,6 +210,15 @@ class Listener:
         self.thread.join(5)
 
 
+def channel_layer_at(settings, address: str) -> None:
+    """Point the channel layer of a test's `settings` (pytest-django's fixture, restored after
+    the test) at another Redis address, its other options kept."""
+    layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+    config = layers["default"]["CONFIG"]
+    config["hosts"] = [{**config["hosts"][0], "address": address}]
+    settings.CHANNEL_LAYERS = layers
+
+
 class TurnCountingProxy:
     """A TCP proxy in front of a server that counts round trips: a *turn* starts each time
     the client sends after the server answered (or for the first time). A pipeline of any
@@ -228,6 +238,15 @@ class TurnCountingProxy:
         self._server.listen(64)
         self.port = self._server.getsockname()[1]
         self._stop = threading.Event()
+
+    @classmethod
+    def in_front_of(cls, url: str) -> TurnCountingProxy:
+        """A proxy to the server of `url` (redis://127.0.0.1:PORT/…); `proxied(url)` reaches it."""
+        return cls(urlsplit(url).port)
+
+    def proxied(self, url: str) -> str:
+        """`url` with the proxy's port instead of the server's."""
+        return url.replace(f":{urlsplit(url).port}/", f":{self.port}/", 1)
 
     def reset(self) -> None:
         with self._lock:

@@ -16,7 +16,14 @@ from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
 from emploiplus import effects
-from emploiplus.testing import Listener, TurnCountingProxy, asgi_server, private_redis, rq_worker
+from emploiplus.testing import (
+    Listener,
+    TurnCountingProxy,
+    asgi_server,
+    channel_layer_at,
+    private_redis,
+    rq_worker,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,14 +114,9 @@ def test_a_follow_up_that_writes_flushes_its_own_effects(listener):
 @pytest.fixture
 def through_proxy(settings):
     """Point the channel layer and the queues at a round-trip counting proxy to Redis."""
-    host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
-    target = settings.REDIS_URL
-    port = int(target.rsplit(":", 1)[1].split("/")[0])
-    with TurnCountingProxy(port) as proxy:
-        url = target.replace(f":{port}/", f":{proxy.port}/")
-        layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
-        layers["default"]["CONFIG"]["hosts"] = [{**host, "address": url}]
-        settings.CHANNEL_LAYERS = layers
+    with TurnCountingProxy.in_front_of(settings.REDIS_URL) as proxy:
+        url = proxy.proxied(settings.REDIS_URL)
+        channel_layer_at(settings, url)
         settings.RQ_QUEUES = {name: {**cfg, "URL": url} for name, cfg in settings.RQ_QUEUES.items()}
         effects.reset_for_tests()
         yield proxy
@@ -185,9 +187,7 @@ def test_concurrent_flushes_of_one_loop_share_round_trips_and_keep_their_order(l
 def dead_redis(settings):
     """Frames and jobs pointed at a private Redis that is stopped (restart with .start())."""
     with private_redis() as server:
-        layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
-        layers["default"]["CONFIG"]["hosts"] = [{**layers["default"]["CONFIG"]["hosts"][0], "address": server.url}]
-        settings.CHANNEL_LAYERS = layers
+        channel_layer_at(settings, server.url)
         settings.RQ_QUEUES = {name: {**cfg, "URL": server.url} for name, cfg in settings.RQ_QUEUES.items()}
         effects.reset_for_tests()
         server.stop()

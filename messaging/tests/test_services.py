@@ -171,13 +171,12 @@ def test_on_a_loop_the_offline_check_rides_in_the_call_that_sends_the_frames(ali
     (online) gets his frame and no push, bob (offline) a push. With the channel layer behind
     another address, the check is a call of its own on our Redis, and finds the same."""
     import asyncio
-    import json
 
     from channels.layers import get_channel_layer
 
     from emploiplus import effects
     from emploiplus.postgres import aio
-    from emploiplus.testing import Listener, TurnCountingProxy
+    from emploiplus.testing import Listener, TurnCountingProxy, channel_layer_at
     from messaging import services
     from notifications.models import Notification
 
@@ -187,13 +186,10 @@ def test_on_a_loop_the_offline_check_rides_in_the_call_that_sends_the_frames(ali
     direct, _ = conversation_get_or_create_direct(user=alice, other_user_id=charlie.pk)
     listener = Listener()  # bob's and charlie's sockets, on Redis itself
     inboxes = {user.pk: listener.join(f"user.{user.pk}") for user in (bob, charlie)}
-    port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
     try:
-        with TurnCountingProxy(port) as proxy:
-            proxied = settings.REDIS_URL.replace(f":{port}/", f":{proxy.port}/")
-            layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
-            layers["default"]["CONFIG"]["hosts"] = [{**layers["default"]["CONFIG"]["hosts"][0], "address": proxied}]
-            settings.CHANNEL_LAYERS = layers
+        with TurnCountingProxy.in_front_of(settings.REDIS_URL) as proxy:
+            proxied = proxy.proxied(settings.REDIS_URL)
+            channel_layer_at(settings, proxied)
             if layer == "on our Redis":
                 settings.REDIS_URL = proxied  # presence's own loop client goes through the proxy too
             effects.reset_for_tests()
