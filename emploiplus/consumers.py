@@ -111,6 +111,22 @@ async def dispatch_without_connection_hop(consumer: AsyncWebsocketConsumer, mess
         raise
 
 
+async def handle_client_frames(consumer: AsyncWebsocketConsumer, receive, *, then=None) -> None:
+    """The ASGI messages from the client, awaited and handled in turn by the calling task until
+    the consumer stops (StopConsumer). Channels' `await_many_dispatch` instead waits on the
+    client and the consumer's channel with `asyncio.wait` and a new task per message: three
+    loop turns before a frame is handled. `then()`, if given, runs once the first
+    message (websocket.connect, always the first: ASGI) has been handled."""
+    try:
+        await consumer.dispatch(await receive())
+        if then is not None:
+            then()
+        while True:
+            await consumer.dispatch(await receive())
+    except StopConsumer:
+        pass
+
+
 class EventConsumer(AsyncWebsocketConsumer):
     namespace_class: ClassVar[type[Namespace]]
 
@@ -172,16 +188,13 @@ class EventConsumer(AsyncWebsocketConsumer):
         raise error
 
     async def _serve(self, scope, receive, send) -> None:
-        """Channels' `AsyncConsumer.__call__` with another loop than its `await_many_dispatch`,
-        which waits on the client and the channel layer with `asyncio.wait` and a new task per
-        message (three loop turns before a frame is handled), and which holds channel-layer
-        messages back while a client frame's handler runs.
-
-        Here client frames are awaited and handled in turn by this task, and what the channel
-        layer delivers is handled as it comes by one task of its own (`_forward_channel`),
-        started once `connect` has accepted a user — as the Socket.IO transport forwards a
-        namespace's channel (emploiplus/sio/websocket.py). So a `new_message` reaches a client
-        while that client's own send is still being stored."""
+        """Channels' `AsyncConsumer.__call__` with another loop than its `await_many_dispatch`
+        (`handle_client_frames`), which also holds channel-layer messages back while a client
+        frame's handler runs. Here what the channel layer delivers is handled as it comes by
+        one task of its own (`_forward_channel`), started once `connect` has accepted a user —
+        as the Socket.IO transport forwards a namespace's channel (emploiplus/sio/websocket.py).
+        So a `new_message` reaches a client while that client's own send is still being
+        stored."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
@@ -189,14 +202,14 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.base_send = send
         self._channel_failed: BaseException | None = None
         forwarder: asyncio.Task | None = None
-        try:
-            await self.dispatch(await receive())  # websocket.connect, always the first (ASGI)
+
+        def forward() -> None:
+            nonlocal forwarder
             if getattr(self, "namespace", None) is not None:  # a user, accepted
                 forwarder = asyncio.ensure_future(self._forward_channel(asyncio.current_task()))
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
+
+        try:
+            await handle_client_frames(self, receive, then=forward)
         finally:
             if forwarder is not None:
                 forwarder.cancel()

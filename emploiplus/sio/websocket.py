@@ -29,7 +29,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from emploiplus import effects, metrics
-from emploiplus.consumers import dispatch_without_connection_hop, send_or_drop
+from emploiplus.consumers import dispatch_without_connection_hop, handle_client_frames, send_or_drop
 from emploiplus.realtime import EventWindow, expires_at
 from emploiplus.sio import polling, protocol
 from emploiplus.sio.protocol import ProtocolError
@@ -306,6 +306,16 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
         self.upgrading_sid = None
         self._start_pinging()
 
+    async def _serve(self, scope, receive, send) -> None:
+        """Channels' `AsyncConsumer.__call__` without its channel: what the channel layer
+        delivers reaches a namespace's own channel (`WebSocketSession._forward`), so this
+        consumer needs none, nor `await_many_dispatch`'s task per client frame
+        (emploiplus.consumers.handle_client_frames)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        await handle_client_frames(self, receive)
+
     async def disconnect(self, code: int) -> None:
         await self._end()
 
@@ -326,7 +336,7 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope, receive, send):
         try:
-            return await super().__call__(scope, receive, send)
+            return await self._serve(scope, receive, send)
         except asyncio.CancelledError:  # the server stops: namespaces disconnect, client gets 1001
             with contextlib.suppress(Exception):
                 await self._end()
