@@ -102,7 +102,11 @@ class WebSocketSession(Session):
         """What the namespace's groups deliver to its channel → events for the client."""
         layer = get_channel_layer()
         while True:
-            message = await layer.receive(conn.channel_name)
+            try:
+                message = await layer.receive(conn.channel_name)
+            except Exception as exc:  # Redis gone (emploiplus.effects.ChannelLayer): the socket ends
+                self.host.channel_failed(exc)
+                return
             slot = self.slots.get(name)
             if slot is None or slot.conn is not conn:
                 continue
@@ -314,7 +318,17 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
+        self._task = asyncio.current_task()
+        self._channel_failed: BaseException | None = None
         await handle_client_frames(self, receive)
+
+    def channel_failed(self, error: BaseException) -> None:
+        """A namespace's channel could not be received (Redis gone): the consumer ends with
+        that error, as /ws/ does (emploiplus.consumers), so the client reconnects and joins
+        its groups again rather than staying connected and deaf."""
+        if self._channel_failed is None:
+            self._channel_failed = error
+            self._task.cancel()
 
     async def disconnect(self, code: int) -> None:
         await self._end()
@@ -337,13 +351,17 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
             return await self._serve(scope, receive, send)
-        except asyncio.CancelledError:  # the server stops: namespaces disconnect, client gets 1001
-            with contextlib.suppress(Exception):
-                await self._end()
-            with contextlib.suppress(Exception):
-                await self.close(code=CLOSE_GOING_AWAY)
-            raise
-        except Exception:
-            with contextlib.suppress(Exception):
-                await self._end()
-            raise
+        except asyncio.CancelledError:
+            error = self.__dict__.get("_channel_failed")
+            if error is None:  # the server stops: namespaces disconnect, client gets 1001
+                with contextlib.suppress(Exception):
+                    await self._end()
+                with contextlib.suppress(Exception):
+                    await self.close(code=CLOSE_GOING_AWAY)
+                raise
+            asyncio.current_task().uncancel()  # channel_failed's cancellation, for its error
+        except Exception as exc:
+            error = exc
+        with contextlib.suppress(Exception):
+            await self._end()
+        raise error
