@@ -85,6 +85,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from emploiplus import logs
 from emploiplus.batching import LoopBatcher, for_loop
@@ -840,8 +841,10 @@ def _frame_batcher() -> LoopBatcher:
     """The frames of one event loop leave in order, a batch at a time (`LoopBatcher`): flushes
     that come while a send is in flight (other sockets' messages, on a busy server) leave
     together in the next one — one Redis round trip for the batch instead of one per message.
-    A Redis error raises in every caller of that batch, which logs what it lost."""
-    return for_loop(_frame_batchers, lambda: LoopBatcher(_asend_batch, most=FRAMES_PER_SEND))
+    The send of an idle loop leaves from its caller's task (`inline`: a flush is shielded, so
+    a consumer that stops does not stop it). A Redis error raises in every caller of that
+    batch, which logs what it lost."""
+    return for_loop(_frame_batchers, lambda: LoopBatcher(_asend_batch, most=FRAMES_PER_SEND, inline=True))
 
 
 async def _asend_batch(items: list[Frame | str]) -> list[bool | None]:
@@ -874,20 +877,31 @@ class _HeldScript:
     the client's retry would, a connection found dead (Redis restarted, an idle connection
     closed) is opened again and the call sent once more; a timeout is not retried (the
     script may have run). redis-py disconnects a connection whose read failed or was cancelled.
-    It holds no reference to its client (the key of `_held_scripts`: that would keep it alive)."""
+    It holds no reference to its client (the key of `_held_scripts`: that would keep it alive).
+
+    The connection's socket timeout bounds each whole call (`asyncio.timeout`) instead of
+    redis-py's own: with one set, redis-py writes every command through `asyncio.wait_for`, a
+    task and a loop turn before the frames leave (Python 3.11), on the path of every message."""
 
     SHA = hashlib.sha1(_SEND.encode(), usedforsecurity=False).hexdigest()  # the name Redis gives it
 
     def __init__(self) -> None:
         self.connection: Any = None
+        self.timeout: float | None = None
 
     async def __call__(self, client: Any, keys: list[Any], args: list[Any]) -> Any:
         if self.connection is None:
-            self.connection = await client.connection_pool.get_connection()
+            connection = await client.connection_pool.get_connection()
+            self.timeout, connection.socket_timeout = connection.socket_timeout, None  # ours for good
+            self.connection = connection
         try:
-            return await self._call(keys, args)
-        except RedisConnectionError:
-            return await self._call(keys, args)  # send_command connects again
+            async with asyncio.timeout(self.timeout):
+                try:
+                    return await self._call(keys, args)
+                except RedisConnectionError:
+                    return await self._call(keys, args)  # send_command connects again
+        except TimeoutError:  # the connection is disconnected (redis-py, on the cancelled read)
+            raise RedisTimeoutError(f"no answer from Redis within {self.timeout} s (frames)") from None
 
     async def _call(self, keys: list[Any], args: list[Any]) -> Any:
         await self.connection.send_command("EVALSHA", self.SHA, len(keys), *keys, *args)

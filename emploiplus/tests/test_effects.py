@@ -177,7 +177,9 @@ def test_concurrent_flushes_of_one_loop_share_round_trips_and_keep_their_order(l
         return turns
 
     turns = listener._run(burst())
-    assert turns == 1  # one script call for 20 flushes (20 one by one)
+    # The first flush leaves at once from its own task (the loop was idle), the 19 that come
+    # while it is in flight in one script call after it (20 one by one).
+    assert turns == 2
     got = [m["data"]["i"] for m in listener.received(channel) if m["event"] == "new_message"]
     assert got == list(range(20))
 
@@ -426,6 +428,44 @@ def test_the_held_send_connection_survives_a_killed_connection_and_a_flushed_scr
     get_redis().script_flush()
     listener._run(send(2))  # NOSCRIPT → EVAL
     assert events_of(listener.received(channel)) == [("e", {"n": n}) for n in range(3)]
+
+
+def test_the_held_send_connection_gives_up_after_its_socket_timeout_when_redis_never_answers():
+    """`_HeldScript` bounds a whole call by the connection's socket timeout (not redis-py's
+    `wait_for` on each write): a Redis that takes the call and never answers fails it with
+    redis-py's TimeoutError in that time, not retried (the script may have run), and the
+    connection is dropped (its reply, if one ever comes, is never read as the next one's)."""
+    import redis.asyncio
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    async def scenario() -> tuple[float, bool, int]:
+        calls = 0
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal calls
+            while chunk := await reader.read(65536):
+                if b"EVAL" in chunk:
+                    calls += 1  # read, never answered
+                else:  # the client's hello on connecting (CLIENT SETINFO …): +OK to each command
+                    writer.write(b"+OK\r\n" * (chunk.count(b"\r\n*") + chunk.startswith(b"*")))
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = redis.asyncio.Redis(host="127.0.0.1", port=port, socket_timeout=0.3)
+        held = effects._HeldScript()
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await held(client, ["k"], ["a"])
+        elapsed = time.monotonic() - started
+        connected = held.connection.is_connected
+        server.close()
+        await client.aclose()
+        return elapsed, connected, calls
+
+    elapsed, connected, calls = asyncio.run(scenario())
+    assert 0.25 <= elapsed < 3
+    assert not connected
+    assert calls == 1
 
 
 def test_run_sync_flushes_the_services_effects_from_the_event_loop(listener):
