@@ -624,6 +624,8 @@ class ChannelLayer(_RedisChannelLayer):
                     for name in channels if isinstance(channels, list) else [channels]:
                         if name:
                             self.receive_buffer[name].put_nowait(message)
+                if popped:  # the consumers woken write their frames before the next pop is sent
+                    await asyncio.sleep(0)
         finally:
             if held is not None:
                 await client.connection_pool.release(held)
