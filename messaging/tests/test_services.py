@@ -214,6 +214,48 @@ def test_on_a_loop_the_offline_check_rides_in_the_call_that_sends_the_frames(ali
     assert [(n.user_id, n.body) for n in pushed] == [(bob.pk, "Entretien demain ?")]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_frames_and_the_message_returned_are_those_of_the_stored_row(alice, bob):
+    """The frames are built before any `Message` instance (services._NewMessage): what bob's
+    socket gets and what both paths return are exactly what the database holds."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from emploiplus.postgres import aio
+    from emploiplus.testing import Listener
+    from messaging import services
+
+    direct, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
+    listener = Listener()
+    inbox = listener.join(f"user.{bob.pk}")
+    attachments = [{"url": "https://cdn.emploiplus.fr/cv.pdf", "name": "cv.pdf", "mime": "application/pdf", "size": 12}]
+
+    async def send() -> Message:
+        message, created = await services.amessage_send(
+            user=alice, conversation_id=direct.pk, content="CV", attachments=attachments, client_message_id="c-1"
+        )
+        assert created
+        await get_channel_layer().close_pools()
+        await (await aio.loop_connections()).close()
+        return message
+
+    try:
+        sent_on_loop = asyncio.run(send())
+        sent_in_thread, _ = message_send(user=alice, conversation_id=direct.pk, content="Et la lettre")
+        frames = [m["data"] for m in listener.received(inbox) if m["event"] == "new_message"]
+    finally:
+        listener.close()
+    stored = [Message.objects.get(pk=m.pk) for m in (sent_on_loop, sent_in_thread)]
+    payloads = [selectors.message_payload(m, sender_email=alice.email) for m in stored]
+    assert frames == payloads
+    assert [selectors.message_payload(m, sender_email=alice.email) for m in (sent_on_loop, sent_in_thread)] == payloads
+    assert payloads[0]["attachments"] == attachments and payloads[0]["recipientId"] == str(bob.pk)
+    assert [(m.updated_at, m._state.adding, m._state.db) for m in (sent_on_loop, sent_in_thread)] == [
+        (m.updated_at, False, "default") for m in stored
+    ]
+
+
 @pytest.mark.django_db
 def test_it_refuses_a_client_message_id_reused_in_another_conversation(alice, bob, charlie):
     with_bob, _ = conversation_get_or_create_direct(user=alice, other_user_id=bob.pk)
