@@ -10,11 +10,6 @@ first call leaves at once):
 
 Order is kept: a batch leaves after the one before it has returned. Each caller gets the
 results of its own items, or the batch's error.
-
-With `inline=True`, the call of an idle batcher runs in the caller's own task: no task and
-no loop turn before it leaves, nor after it returns (on a quiet server every call is such a
-call, on the path of every message). Then it is cancelled with its caller, as any awaited
-call is; callers that come meanwhile wait for it and leave together after it.
 """
 
 from __future__ import annotations
@@ -34,37 +29,21 @@ class LoopBatcher(Generic[Item, Result]):
     that many calls are in flight at once (then batches may finish out of order)."""
 
     def __init__(
-        self,
-        run: Callable[[list[Item]], Awaitable[list[Result]]],
-        *,
-        most: int,
-        concurrency: int = 1,
-        inline: bool = False,
+        self, run: Callable[[list[Item]], Awaitable[list[Result]]], *, most: int, concurrency: int = 1
     ) -> None:
         self.run = run
         self.most = most
         self.concurrency = concurrency
-        self.inline = inline
         self.waiting: list[tuple[list[Item], asyncio.Future]] = []
         self.tasks: set[asyncio.Task] = set()  # held: the loop keeps only a weak reference
-        self.running_inline = 0
 
     async def submit(self, items: list[Item]) -> list[Result]:
-        if self.inline and not self.waiting and not self.tasks and not self.running_inline:
-            self.running_inline += 1
-            try:
-                return await self.run(items)
-            finally:
-                self.running_inline -= 1
-                self._start_drains()
-        done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
         self.waiting.append((items, done))
-        self._start_drains()
+        if len(self.tasks) < self.concurrency:
+            self.tasks.add(loop.create_task(self._drain()))
         return await done
-
-    def _start_drains(self) -> None:
-        if self.waiting and len(self.tasks) + self.running_inline < self.concurrency:
-            self.tasks.add(asyncio.get_running_loop().create_task(self._drain()))
 
     async def _drain(self) -> None:
         try:

@@ -843,10 +843,8 @@ def _frame_batcher() -> LoopBatcher:
     """The frames of one event loop leave in order, a batch at a time (`LoopBatcher`): flushes
     that come while a send is in flight (other sockets' messages, on a busy server) leave
     together in the next one — one Redis round trip for the batch instead of one per message.
-    The send of an idle loop leaves from its caller's task (`inline`: a flush is shielded, so
-    a consumer that stops does not stop it). A Redis error raises in every caller of that
-    batch, which logs what it lost."""
-    return for_loop(_frame_batchers, lambda: LoopBatcher(_asend_batch, most=FRAMES_PER_SEND, inline=True))
+    A Redis error raises in every caller of that batch, which logs what it lost."""
+    return for_loop(_frame_batchers, lambda: LoopBatcher(_asend_batch, most=FRAMES_PER_SEND))
 
 
 async def _asend_batch(items: list[Frame | str]) -> list[bool | None]:

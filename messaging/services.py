@@ -311,11 +311,8 @@ _SEND_MANY_KEYS = ("cid", "uid", "id", "content", "attachments", "cmid", "now")
 
 
 def _send_batcher() -> LoopBatcher:
-    """The running loop's: its sends stored together (`_astore`); on an idle loop a send is
-    stored from its consumer's own task (`inline`)."""
-    return for_loop(
-        _send_batchers, lambda: LoopBatcher(_astore, most=SEND_BATCH, concurrency=SEND_CONCURRENCY, inline=True)
-    )
+    """The running loop's: its sends stored together (`_astore`)."""
+    return for_loop(_send_batchers, lambda: LoopBatcher(_astore, most=SEND_BATCH, concurrency=SEND_CONCURRENCY))
 
 
 async def _astore(sends: list[dict[str, Any]]) -> list[tuple | Exception]:

@@ -66,35 +66,3 @@ def test_a_caller_that_stops_waiting_does_not_stop_the_others():
         return await stays
 
     assert asyncio.run(scenario()) == [2]
-
-
-def test_inline_the_call_of_an_idle_batcher_runs_in_its_callers_task_and_the_rest_follow_in_order():
-    calls: list[tuple[list[int], bool]] = []
-
-    async def run(items: list[int]) -> list[int]:
-        calls.append((items, asyncio.current_task() is caller))
-        await asyncio.sleep(0.01)
-        return [i * 10 for i in items]
-
-    caller: asyncio.Task | None = None
-
-    async def scenario():
-        nonlocal caller
-        batcher = LoopBatcher(run, most=10, inline=True)
-        caller = asyncio.ensure_future(batcher.submit([1]))
-        await asyncio.sleep(0)  # its call is in flight, from its own task
-        during = asyncio.gather(batcher.submit([2]), batcher.submit([3, 4]))  # they wait for it
-        first, rest = await caller, await during
-        again = asyncio.ensure_future(batcher.submit([5]))  # idle again: inline again
-        caller = again
-        gone_waiting = asyncio.ensure_future(batcher.submit([6]))
-        await asyncio.sleep(0)
-        again.cancel()  # the inline caller stops: its call stops, the one waiting still goes
-        with pytest.raises(asyncio.CancelledError):
-            await again
-        return first, rest, await gone_waiting, batcher.tasks
-
-    first, rest, last, tasks = asyncio.run(scenario())
-    assert (first, rest, last) == ([10], [[20], [30, 40]], [60])
-    assert calls == [([1], True), ([2, 3, 4], False), ([5], True), ([6], False)]
-    assert not tasks  # no drain left behind
