@@ -25,6 +25,7 @@ Hooks (one line each in the code that does the work): `http_observe` (emploiplus
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -145,11 +146,19 @@ def ws_closed(namespace: str | None) -> None:
 
 
 def ws_received(namespace: str | None, event: Any, handled: Iterable[str]) -> None:
-    WS_RECEIVED.labels(namespace or "_unknown", event if event in handled else "_invalid").inc()
+    _child(WS_RECEIVED, namespace or "_unknown", event if event in handled else "_invalid").inc()
 
 
 def ws_sent(namespace: str | None, event: Any) -> None:
-    WS_SENT.labels(namespace or "_unknown", str(event)).inc()
+    _child(WS_SENT, namespace or "_unknown", str(event)).inc()
+
+
+@functools.lru_cache(maxsize=4096)
+def _child(counter: Counter, namespace: str, event: str) -> Any:
+    """`counter.labels(namespace, event)`, kept: the lookup (label validation, a lock, a dict)
+    ran for every frame. Namespaces and events are ours (a client's unknown event counts as
+    `_invalid`), so the set is small; prometheus_client hands out one child per label set."""
+    return counter.labels(namespace, event)
 
 
 # --- hooks: webhooks, jobs, deliveries ----------------------------------------------------------
