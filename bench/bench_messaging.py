@@ -57,9 +57,10 @@ VERSUS_ROUNDS = int(os.environ.get("BENCH_VERSUS_ROUNDS", "2"))
 VERSUS_SEQUENTIAL = int(os.environ.get("BENCH_VERSUS_SEQUENTIAL", "600"))
 VERSUS_BURST = int(os.environ.get("BENCH_VERSUS_BURST", "100"))
 # Our stacks in the comparison (comma-separated): uvicorn, stock (uvicorn with channels_redis'
-# own receive), daphne, before (uvicorn serving a checkout of BENCH_VERSUS_BEFORE).
+# own receive), daphne, before (uvicorn serving a checkout of each commit of BENCH_VERSUS_BEFORE:
+# one or several, comma-separated, all measured in the same run).
 VERSUS_STACKS = os.environ.get("BENCH_VERSUS_STACKS", "uvicorn,stock,daphne,before").split(",")
-VERSUS_BEFORE = os.environ.get("BENCH_VERSUS_BEFORE", "5dbce58")
+VERSUS_BEFORE = [rev for rev in os.environ.get("BENCH_VERSUS_BEFORE", "5dbce58").split(",") if rev]
 # Our transports: ws (/ws/messages/), sio (Socket.IO over websocket), polling (long-polling).
 VERSUS_VARIANTS = os.environ.get("BENCH_VERSUS_VARIANTS", "ws,sio,polling").split(",")
 REST_RATE = 20  # urllib from a few threads of this process: above that the client queues
@@ -389,8 +390,10 @@ def _versus() -> list[Result]:
         "uvicorn": ("uvicorn", "batched", "uvicorn", None),
         "stock": ("uvicorn", "channels_redis", "uvicorn, stock receive", None),
         "daphne": ("daphne", "batched", "daphne", None),
-        "before": ("uvicorn", "batched", f"uvicorn, before: {VERSUS_BEFORE}", VERSUS_BEFORE),
+        **{f"before:{rev}": ("uvicorn", "batched", f"uvicorn, before: {rev}", rev) for rev in VERSUS_BEFORE},
     }
+    befores = [f"before:{rev}" for rev in VERSUS_BEFORE]
+    stack_names = [n for name in VERSUS_STACKS for n in (befores if name == "before" else [name])]
 
     @contextlib.contextmanager
     def our_servers(server: str, receive: str, before: str | None):
@@ -418,7 +421,7 @@ def _versus() -> list[Result]:
             outcome = _node_client(mode="peer", urls=urls, pairs_file=None, pairs=VERSUS_PAIRS,
                                    messages=VERSUS_MESSAGES, server_pids={p.pid for p in procs})  # fmt: skip
             record("concurrent", "Node/Socket.io peer", outcome)
-        for server, receive, tag, before in (stacks[name] for name in VERSUS_STACKS):
+        for server, receive, tag, before in (stacks[name] for name in stack_names):
             with our_servers(server, receive, before) as (urls, pids):
                 for mode, transports, label in our_variants(server):
                     outcome = _node_client(mode=mode, urls=urls, pairs_file=pairs_file.name,
@@ -433,7 +436,7 @@ def _versus() -> list[Result]:
         urls, procs = up.enter_context(_peer_servers())
         turns = [("Node/Socket.io peer", dict(mode="peer", urls=urls, pairs_file=None, transports="websocket",
                                               server_pids={p.pid for p in procs}))]  # fmt: skip
-        for server, receive, tag, before in (stacks[name] for name in VERSUS_STACKS):
+        for server, receive, tag, before in (stacks[name] for name in stack_names):
             urls, pids = up.enter_context(our_servers(server, receive, before))
             for mode, transports, label in our_variants(server):
                 if transports != "polling":
