@@ -127,6 +127,32 @@ async def handle_client_frames(consumer: AsyncWebsocketConsumer, receive, *, the
         pass
 
 
+async def serve_until_stopped(consumer, serve, *, stopping, failed) -> None:
+    """Await `serve` (a consumer's whole life) and end it the way both transports end one.
+
+    - The server stopping cancels it: `stopping()` runs (the disconnect path, then a 1001
+      close for the client), and the cancellation goes on.
+    - Its channel failing (`consumer._channel_failed`, set before the consumer's task was
+      cancelled for it: Redis gone) and any other error end it with that error, after
+      `failed()` (the disconnect path, best effort): the server closes the socket and the
+      client reconnects, rather than staying connected and deaf.
+    """
+    try:
+        return await serve
+    except asyncio.CancelledError:
+        error = consumer.__dict__.get("_channel_failed")
+        if error is None:  # the server is stopping
+            with contextlib.suppress(Exception):
+                await stopping()
+            raise
+        asyncio.current_task().uncancel()  # the channel failure's cancellation, for its error
+    except Exception as exc:
+        error = exc
+    with contextlib.suppress(Exception):
+        await failed()
+    raise error
+
+
 class EventConsumer(AsyncWebsocketConsumer):
     namespace_class: ClassVar[type[Namespace]]
 
@@ -168,24 +194,21 @@ class EventConsumer(AsyncWebsocketConsumer):
         await dispatch_without_connection_hop(self, message)
 
     async def __call__(self, scope, receive, send):
-        try:
-            return await self._serve(scope, receive, send)
-        except asyncio.CancelledError:
-            error = self.__dict__.get("_channel_failed")
-            if error is None:  # the server is stopping
-                if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
-                    with contextlib.suppress(Exception):
-                        await self.disconnect(CLOSE_GOING_AWAY)
-                    with contextlib.suppress(Exception):
-                        await self.close(code=CLOSE_GOING_AWAY)
-                raise
-            asyncio.current_task().uncancel()  # _forward_channel's cancellation, for its error
-        except Exception as exc:
-            error = exc
-        if getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False):
+        await serve_until_stopped(self, self._serve(scope, receive, send), stopping=self._stopping, failed=self._failed)
+
+    def _open(self) -> bool:
+        return getattr(self, "namespace", None) is not None and not getattr(self, "_disconnected", False)
+
+    async def _stopping(self) -> None:
+        if self._open():
             with contextlib.suppress(Exception):
-                await self.disconnect(CLOSE_INTERNAL_ERROR)
-        raise error
+                await self.disconnect(CLOSE_GOING_AWAY)
+            with contextlib.suppress(Exception):
+                await self.close(code=CLOSE_GOING_AWAY)
+
+    async def _failed(self) -> None:
+        if self._open():
+            await self.disconnect(CLOSE_INTERNAL_ERROR)
 
     async def _serve(self, scope, receive, send) -> None:
         """Channels' `AsyncConsumer.__call__` with another loop than its `await_many_dispatch`

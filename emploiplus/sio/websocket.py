@@ -29,7 +29,12 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from emploiplus import effects, metrics
-from emploiplus.consumers import dispatch_without_connection_hop, handle_client_frames, send_or_drop
+from emploiplus.consumers import (
+    dispatch_without_connection_hop,
+    handle_client_frames,
+    send_or_drop,
+    serve_until_stopped,
+)
 from emploiplus.realtime import EventWindow, expires_at
 from emploiplus.sio import polling, protocol
 from emploiplus.sio.protocol import ProtocolError
@@ -349,19 +354,10 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
                 await polling._redis().hset(polling.session_key(self.upgrading_sid), "t", "polling")
 
     async def __call__(self, scope, receive, send):
-        try:
-            return await self._serve(scope, receive, send)
-        except asyncio.CancelledError:
-            error = self.__dict__.get("_channel_failed")
-            if error is None:  # the server stops: namespaces disconnect, client gets 1001
-                with contextlib.suppress(Exception):
-                    await self._end()
-                with contextlib.suppress(Exception):
-                    await self.close(code=CLOSE_GOING_AWAY)
-                raise
-            asyncio.current_task().uncancel()  # channel_failed's cancellation, for its error
-        except Exception as exc:
-            error = exc
+        await serve_until_stopped(self, self._serve(scope, receive, send), stopping=self._stopping, failed=self._end)
+
+    async def _stopping(self) -> None:
+        """The server stops: namespaces disconnect, the client gets 1001."""
         with contextlib.suppress(Exception):
             await self._end()
-        raise error
+        await self.close(code=CLOSE_GOING_AWAY)
