@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from engineio import json as eio_json
 from engineio import packet as eio
 from socketio import packet as sio
 
@@ -69,9 +70,15 @@ def open_packet(sid: str, *, upgrades: list[str]) -> str:
 
 
 def decode_engine(text: str) -> eio.Packet:
-    """One Engine.IO packet (text only: binary payloads are not part of our protocol)."""
+    """One Engine.IO packet (text only: binary payloads are not part of our protocol).
+
+    A MESSAGE that carries a Socket.IO packet (a digit first: every packet of a v5 client) is
+    what the library makes of it, without its attempt to read the packet as JSON, which
+    fails on that digit and costs a JSON decoder and an exception per frame."""
     if not text or text[0] not in "0123456":
         raise ProtocolError(BAD_REQUEST, "malformed Engine.IO packet")
+    if text[0] == EIO_MESSAGE and text[1:2].isdigit():
+        return eio.Packet(eio.MESSAGE, data=text[1:])
     try:
         return eio.Packet(encoded_packet=text)
     except (ValueError, IndexError) as exc:
@@ -90,10 +97,22 @@ def encode_payload(packets: list[str]) -> str:
     return RECORD_SEPARATOR.join(packets)
 
 
+class _Json:
+    """engineio's JSON (`loads` refuses integers of more than 100 digits) with one decoder
+    made once: its `loads` makes a new `JSONDecoder` on every call, for its `parse_int`."""
+
+    loads = json.JSONDecoder(parse_int=eio_json._safe_int).decode
+    dumps = staticmethod(eio_json.dumps)
+
+
+class _Packet(sio.Packet):
+    json = _Json
+
+
 def decode_socketio(text: str) -> sio.Packet:
     """A Socket.IO packet (the data of an Engine.IO MESSAGE). Binary events are refused."""
     try:
-        packet = sio.Packet(encoded_packet=text)
+        packet = _Packet(encoded_packet=text)
     except (ValueError, TypeError, IndexError, json.JSONDecodeError, RecursionError) as exc:
         raise ProtocolError(BAD_REQUEST, "malformed Socket.IO packet") from exc
     if packet.packet_type not in (sio.CONNECT, sio.DISCONNECT, sio.EVENT, sio.ACK):
