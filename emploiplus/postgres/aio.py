@@ -94,7 +94,7 @@ def connect_arguments(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     params = {key: value for key, value in params.items() if key not in _DJANGO_ONLY}
     kwargs: dict[str, Any] = {
         "host": params.pop("host", None) or None,
-        "port": params.pop("port", None) or None,
+        "port": int(params.pop("port", None) or 5432),
         "user": params.pop("user", None) or None,
         "password": params.pop("password", None) or None,
         "database": params.pop("dbname", None) or None,
@@ -117,7 +117,7 @@ def connect_arguments(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
         server_settings[name.replace("-", "_")] = value
     if server_settings:
         kwargs["server_settings"] = server_settings
-    dsn = {key: str(params.pop(key)) for key in _DSN_PARAMETERS if params.get(key) not in (None, "")}
+    dsn = {key: str(value) for key in _DSN_PARAMETERS if (value := params.pop(key, None)) not in (None, "")}
     kwargs["dsn"] = "postgresql://" + (f"?{urlencode(dsn)}" if dsn else "")
     sockopts = {key: int(params.pop(key)) for key in list(_SOCKET_OPTIONS) if key in params}
     if params:

@@ -74,6 +74,9 @@ def test_django_connection_parameters_become_asyncpg_arguments_and_socket_option
         "dsn": "postgresql://?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Fca.pem",
     }
     assert sockopts == {"keepalives": 1, "keepalives_idle": 10, "tcp_user_timeout": 10000}
+    # A Unix socket's directory and no port (the embedded server of `make run`), empty settings.
+    kwargs, sockopts = aio.connect_arguments({"host": "/run/pg", "port": "", "sslmode": "", "dbname": "d"})
+    assert (kwargs["host"], kwargs["port"], kwargs["dsn"], sockopts) == ("/run/pg", 5432, "postgresql://", {})
     with pytest.raises(ValueError, match="only -c name=value or --name=value"):
         aio.connect_arguments({"options": "-d 5"})
     with pytest.raises(ValueError, match="has no name=value"):
