@@ -6,6 +6,8 @@ server error read as Django's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import socket
 import uuid
 
@@ -25,6 +27,21 @@ def run(scenario):
             await (await aio.loop_connections()).close()
 
     return asyncio.run(main())
+
+
+@contextlib.contextmanager
+def database_settings(options: dict | None = None, **changes):
+    """Django's default database settings changed for the loop connections opened meanwhile
+    (`aio.LoopConnections` reads them when a loop's connections are first made)."""
+    settings_dict = connections["default"].settings_dict
+    saved = copy.deepcopy(settings_dict)
+    settings_dict.update(changes)
+    settings_dict["OPTIONS"].update(options or {})
+    try:
+        yield
+    finally:
+        settings_dict.clear()
+        settings_dict.update(saved)
 
 
 def test_a_statement_is_numbered_once_per_name_in_order_of_first_use():
@@ -110,9 +127,6 @@ def test_a_loop_connection_has_libpq_s_keepalives_and_tcp_user_timeout_on_its_so
 def test_options_reach_the_server_and_rows_come_back_as_tuples():
     """`options` (the statement timeout of DB_STATEMENT_TIMEOUT_SECONDS) are set on the server
     session; rows are tuples, uuids compare equal to Python's."""
-    settings_dict = connections["default"].settings_dict
-    before = settings_dict["OPTIONS"].get("options")
-    settings_dict["OPTIONS"]["options"] = "-c statement_timeout=1234"
     marker = uuid.uuid4()
 
     async def scenario():
@@ -123,13 +137,8 @@ def test_options_reach_the_server_and_rows_come_back_as_tuples():
             await aio.fetchone("SELECT 1 WHERE false", {}),
         )
 
-    try:
+    with database_settings(options={"options": "-c statement_timeout=1234"}):
         timeout, row, rows, nothing = run(scenario)
-    finally:
-        if before is None:
-            settings_dict["OPTIONS"].pop("options")
-        else:
-            settings_dict["OPTIONS"]["options"] = before
     assert timeout == ("1234ms",)
     assert row == (marker, [marker]) and isinstance(row, tuple)
     assert {row[0]} == {marker}  # same hash as Python's UUID
@@ -168,21 +177,15 @@ def test_server_errors_are_raised_as_django_s():
     assert got["syntax"] is DatabaseError
 
 
-def test_no_server_at_the_address_is_an_outage(settings):
+def test_no_server_at_the_address_is_an_outage():
     """Nothing listening where the database should be: Django's OperationalError, at once."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings_dict = connections["default"].settings_dict
-    saved = dict(settings_dict)
-    settings_dict.update(HOST="127.0.0.1", PORT=port)
 
     async def scenario():
         with pytest.raises(OperationalError):
             await aio.fetchone("SELECT 1", {})
 
-    try:
+    with database_settings(HOST="127.0.0.1", PORT=port):
         run(scenario)
-    finally:
-        settings_dict.clear()
-        settings_dict.update(saved)
