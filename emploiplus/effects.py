@@ -25,7 +25,7 @@ sends what the markers kept. A rolled-back transaction sends nothing.
 Redis round trip whatever their number (one Lua script reads the members of every group and
 pushes each message to each member's channel key — channels_redis' own format, so every
 process's layer reads them as usual; from an event loop, the members that are that loop's own
-channels get it in memory instead, `ChannelLayer.deliver_here`), then every job in one RQ
+channels get it in memory instead, `ChannelLayer.hand_over`), then every job in one RQ
 `enqueue_many` pipeline, then the follow-ups (from an event loop, each in a task of its own:
 started alongside the frames, or, for one that reads expiring sets — a message's offline
 check — once the frames' script call has read them for it). Sync callers (REST, jobs) talk
@@ -502,9 +502,12 @@ class ChannelLayer(_RedisChannelLayer):
     (tested in emploiplus/tests/test_channel_layer.py).
 
     Frames sent from an event loop to the channels of that same loop do not go through Redis at
-    all (`deliver_here`, which the send script hands what it did not push to this process's
-    key): the sender's own sockets, every socket of a fan-out that lives in the sending process
-    — what Socket.IO's Redis adapter does for its local sockets."""
+    all: the layer knows which of its own channels are in which group (`_joined`, kept by
+    `group_add`/`group_discard` and `group_add_many`/`group_discard_many`, expiring as
+    channels_redis' memberships do), hands the frame to them (`hand_over`) before the send
+    script leaves, and the script skips this process's key. The sender's own sockets, every
+    socket of a fan-out that lives in the sending process — what Socket.IO's Redis adapter does
+    for its local sockets, which it writes before it publishes."""
 
     READ_BATCH = 500
 
@@ -516,27 +519,72 @@ class ChannelLayer(_RedisChannelLayer):
             weakref.WeakKeyDictionary()
         )
         # The loop each process-local channel receives on, from its first receive() until one
-        # is cancelled (its consumer ended): what `deliver_here` may hand over in memory.
+        # is cancelled (its consumer ended): what `hand_over` may hand over in memory.
         self._loop_of: weakref.WeakValueDictionary[str, asyncio.AbstractEventLoop] = weakref.WeakValueDictionary()
+        # This layer's own channels in each group (group → channel → when it joined, as
+        # channels_redis scores a membership): who gets a frame in memory (`members_here`).
+        self._joined: dict[str, dict[str, float]] = {}
         self._bzmpop = True  # until Redis says it has no such command
 
     def own_key(self) -> str:
         """The Redis key of this process's channels (channels_redis': one key per layer)."""
         return f"{self.prefix}specific.{self.client_prefix}!"
 
-    async def deliver_here(self, message: dict[str, Any], channels: list[str]) -> None:
-        """`message` to these channels of this process: into the buffer of each one that
-        receives on the running loop, as the reader would put it; through Redis for the others
-        (another loop's, or one that has not received yet or no longer does)."""
+    def is_own(self, channel: str) -> bool:
+        """A process-local channel of this layer (`new_channel()`'s), read through `own_key`."""
+        return "!" in channel and self.prefix + self.non_local_name(channel) == self.own_key()
+
+    def joined(self, channel: str, groups: Iterable[str], when: float) -> None:
+        """`channel` was added to `groups` at `when` (in Redis too: call this once it is)."""
+        if self.is_own(channel):
+            for group in groups:
+                self._joined.setdefault(group, {})[channel] = when
+
+    def left(self, channel: str, groups: Iterable[str]) -> None:
+        """`channel` leaves `groups` (before Redis hears it: no frame is handed to it after)."""
+        for group in groups:
+            members = self._joined.get(group)
+            if members is not None and members.pop(channel, None) is not None and not members:
+                del self._joined[group]
+
+    def members_here(self, group: str, now: float) -> list[str]:
+        """This layer's channels in `group` at `now`: those whose membership channels_redis
+        has not expired (`group_expiry` after they joined: its ZREMRANGEBYSCORE 0 … cutoff)."""
+        members = self._joined.get(group)
+        if not members:
+            return []
+        cutoff = int(now) - self.group_expiry
+        expired = [channel for channel, when in members.items() if when <= cutoff]
+        for channel in expired:
+            del members[channel]
+        if not members:
+            del self._joined[group]
+        return list(members)
+
+    def hand_over(self, message: dict[str, Any], channels: list[str]) -> list[str]:
+        """`message` into the buffer of each of these channels that receives on the running
+        loop, as the reader would put it; returns the others (another loop's, or one that has
+        not received yet or no longer does), for the caller to send through Redis."""
         loop = asyncio.get_running_loop()
+        elsewhere = []
         for channel in channels:
             if self._loop_of.get(channel) is loop:
                 self.receive_buffer[channel].put_nowait(message)
-                continue
-            try:
-                await self.send(channel, dict(message))
-            except ChannelFull:  # as the script drops a message over capacity, for this channel only
-                log.info("channel message over capacity for %s", channel)
+            else:
+                elsewhere.append(channel)
+        return elsewhere
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await super().group_add(group, channel)
+        self.joined(channel, [group], time.time())  # not before Redis' own score: never expires first
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.left(channel, [group])
+        await super().group_discard(group, channel)
+
+    async def flush(self) -> None:
+        self._joined.clear()
+        await super().flush()
 
     async def receive(self, channel: str) -> dict[str, Any]:
         if "!" not in channel:
@@ -687,11 +735,10 @@ RANDOM_PREFIX_LENGTH = 12  # channels_redis' own: each stored message is unique 
 # KEYS = one group key per frame (repeats allowed), then the expiring sets to read (a follow-up's
 # `live_keys`). ARGV = now, group expiry, message expiry, capacity, key prefix, 8 random bytes
 # (with a counter, the prefix of each stored message), the calling process's own channel key
-# ("" for none): its channels are not pushed but returned, for the caller to hand over in memory
-# (`ChannelLayer.deliver_here`), the number of frames.
-# Returns {number of messages dropped over capacity, {j, {names}, j, {names}, …}, {flag, …}}, the
-# second naming the caller's own channels of frame j, the third whether each set to read holds
-# a live member (in Redis time, read only when there are any). Channel keys are read from the
+# ("" for none): its channels are not pushed (the caller has handed them the frames in memory,
+# `ChannelLayer.hand_over`), the number of frames.
+# Returns {number of messages dropped over capacity, {flag, …}}, the second whether each set to
+# read holds a live member (in Redis time, read only when there are any). Channel keys are read from the
 # groups, so this needs one Redis (not a cluster), which `fast_path_supported` checks.
 _SEND = (
     LIVE_SET_LUA
@@ -701,7 +748,7 @@ local group_cutoff = math.floor(now) - tonumber(ARGV[2])
 local expiry = tonumber(ARGV[3])
 local capacity = tonumber(ARGV[4])
 local prefix, base, here, frames = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local members_of, n, over, kept, live = {}, 0, 0, {}, {}
+local members_of, n, over, live = {}, 0, 0, {}
 for j = 1, frames do
     local group = KEYS[j]
     local members = members_of[group]
@@ -721,10 +768,7 @@ for j = 1, frames do
         table.insert(names[key], channel)
     end
     for _, key in ipairs(keys) do
-        if key == here then
-            kept[#kept + 1] = j
-            kept[#kept + 1] = names[key]
-        else
+        if key ~= here then
             n = n + 1
             redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
             if redis.call('ZCARD', key) < capacity then
@@ -741,7 +785,7 @@ if #KEYS > frames then
     local clock = redis_now()
     for i = frames + 1, #KEYS do live[#live + 1] = holds_live(KEYS[i], clock) end
 end
-return {over, kept, live}
+return {over, live}
 """
 )
 _CHANNEL_NAMES_KEY = msgpack.packb("__asgi_channel__")
@@ -776,13 +820,12 @@ def _send_calls(
         yield chunk, messages, keys + reads, args
 
 
-def _script_reply(reply: list[Any], messages: list[dict[str, Any]]) -> tuple[list[Any], list[int]]:
-    """The script's reply → (the caller's own channels to hand over: [j, names, j, names, …],
-    the flags of the sets read)."""
-    over, kept, live = reply
+def _script_reply(reply: list[Any], messages: list[dict[str, Any]]) -> list[int]:
+    """The script's reply → the flags of the sets read."""
+    over, live = reply
     if over:
         log.info("%s channel message(s) over capacity, of %s frame(s)", over, len(messages))
-    return kept, live
+    return live
 
 
 @functools.cache
@@ -853,17 +896,31 @@ async def _asend_batch(items: list[Frame | str]) -> list[bool | None]:
 
 async def _asend_frames_now(layer: Any, items: list[Frame | str]) -> list[bool | None]:
     """One script call per FRAMES_PER_SEND items (frames, and expiring sets to read: their
-    flags are returned in their places, None in a frame's); what goes to this process's own
-    channels is handed over in memory (`ChannelLayer.deliver_here`), not pushed to Redis and
-    read back."""
+    flags are returned in their places, None in a frame's). What goes to this process's own
+    channels is not pushed to Redis and read back: it is handed over in memory
+    (`ChannelLayer.hand_over`) before the script is written, so that those sockets' frames
+    (a sender's own) are written while Redis and the other processes work, not after Redis has
+    answered, at the same time as theirs. Own channels that do not receive on this loop get it
+    through Redis once the script has answered."""
     client = layer.connection(0)
     script = _held_send_script(client)
-    here = layer.own_key() if isinstance(layer, ChannelLayer) else ""
+    own = isinstance(layer, ChannelLayer)
     results: list[bool | None] = []
-    for chunk, messages, keys, args in _send_calls(layer, items, here=here):
-        kept, live = _script_reply(await script(client, keys, args), messages)
-        for at in range(0, len(kept), 2):
-            await layer.deliver_here(messages[kept[at] - 1], [name.decode() for name in kept[at + 1]])
+    for chunk, messages, keys, args in _send_calls(layer, items, here=layer.own_key() if own else ""):
+        elsewhere: list[tuple[str, dict[str, Any]]] = []
+        if own:
+            now = args[0]
+            frames = (item for item in chunk if not isinstance(item, str))
+            for frame, message in zip(frames, messages, strict=True):
+                channels = layer.members_here(frame.group, now)
+                if channels:
+                    elsewhere += [(channel, message) for channel in layer.hand_over(message, channels)]
+        live = _script_reply(await script(client, keys, args), messages)
+        for channel, message in elsewhere:
+            try:
+                await layer.send(channel, dict(message))
+            except ChannelFull:  # as the script drops a message over capacity, for this channel only
+                log.info("channel message over capacity for %s", channel)
         flags = iter(live)
         results.extend(bool(next(flags)) if isinstance(item, str) else None for item in chunk)
     return results
@@ -943,6 +1000,8 @@ async def group_add_many(channel: str, groups: list[str]) -> None:
             pipe.zadd(key, {channel: now})
             pipe.expire(key, layer.group_expiry)
         await pipe.execute()
+    if isinstance(layer, ChannelLayer):
+        layer.joined(channel, groups, now)
 
 
 async def group_discard_many(channel: str, groups: list[str]) -> None:
@@ -953,6 +1012,8 @@ async def group_discard_many(channel: str, groups: list[str]) -> None:
         for group in groups:
             await layer.group_discard(group, channel)
         return
+    if isinstance(layer, ChannelLayer):
+        layer.left(channel, groups)
     async with layer.connection(0).pipeline(transaction=False) as pipe:
         for group in groups:
             pipe.zrem(layer._group_key(group), channel)

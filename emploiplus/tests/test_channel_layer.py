@@ -105,6 +105,71 @@ async def test_frames_for_this_loops_own_channels_are_handed_over_without_redis(
     await layer.close_pools()  # this loop's reader and connections
 
 
+async def test_this_loops_channels_get_a_frame_before_redis_has_run_the_send(stock):
+    """The layer knows its own channels' groups, so their frames are handed over before the
+    send script is written, not once Redis has answered: here Redis holds every write
+    (CLIENT PAUSE WRITE), the process's own channel has its frame meanwhile, and another
+    process's channel gets it once Redis runs the script."""
+    import redis
+
+    layer = get_channel_layer()
+    here, there = await layer.new_channel(), await stock.new_channel()
+    group = f"user.{uuid.uuid4().hex}"
+    await layer.group_add(group, here)
+    await stock.group_add(group, there)
+    receiving = asyncio.create_task(layer.receive(here))
+    await asyncio.sleep(0.05)
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+    try:
+        sending = asyncio.create_task(effects.abroadcast(group, "new_message", {"n": 1}))
+        got = await asyncio.wait_for(receiving, 2)
+        assert (got["event"], got["data"]) == ("new_message", {"n": 1})
+        assert not sending.done()  # the script waits on Redis
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+    await asyncio.wait_for(sending, 5)
+    assert (await asyncio.wait_for(stock.receive(there), 5))["data"] == {"n": 1}
+    with pytest.raises(TimeoutError):  # once only
+        await asyncio.wait_for(layer.receive(here), 0.3)
+    await layer.group_discard(group, here)
+    await stock.group_discard(group, there)
+    await layer.close_pools()
+
+
+async def test_this_loops_channels_that_left_or_whose_membership_expired_get_nothing(monkeypatch):
+    """What the layer hands over in memory follows the memberships Redis holds: a channel that
+    left (either way) gets nothing, nor one whose membership is older than group_expiry, as
+    channels_redis expires it; one that joins again gets the next frame."""
+    layer = get_channel_layer()
+    monkeypatch.setattr(layer, "group_expiry", 2)
+    left, left_many, stale, fresh = [await layer.new_channel() for _ in range(4)]
+    group = f"user.{uuid.uuid4().hex}"
+    await effects.group_add_many(stale, [group])
+    await asyncio.sleep(3.1)  # channels_redis' cutoff is in whole seconds: expired within group_expiry + 1 s
+    for channel in (left, left_many, fresh):
+        await layer.group_add(group, channel)
+    await layer.group_discard(group, left)
+    await effects.group_discard_many(left_many, [group])
+    receives = {c: asyncio.create_task(layer.receive(c)) for c in (left, left_many, stale, fresh)}
+    await asyncio.sleep(0.05)
+    with RedisMonitor(settings.REDIS_URL) as monitor:
+        await effects.abroadcast(group, "new_message", {"n": 1})
+        assert (await asyncio.wait_for(receives[fresh], 5))["data"] == {"n": 1}
+    assert not any(c in " ".join(monitor.commands) for c in receives), monitor.commands  # none through Redis
+    await asyncio.sleep(0.3)
+    assert not any(receives[c].done() for c in (left, left_many, stale))
+    await layer.group_add(group, left)
+    await effects.abroadcast(group, "new_message", {"n": 2})
+    assert (await asyncio.wait_for(receives[left], 5))["data"] == {"n": 2}
+    for channel in (left_many, stale):
+        receives[channel].cancel()
+    await asyncio.gather(*receives.values(), return_exceptions=True)
+    for channel in receives:
+        await layer.group_discard(group, channel)
+    await layer.close_pools()
+
+
 async def test_a_cancelled_receive_loses_nothing_for_the_other_channels(layer):
     gone, staying = await layer.new_channel(), await layer.new_channel()
     waiting = asyncio.create_task(layer.receive(gone))
