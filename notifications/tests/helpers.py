@@ -43,6 +43,33 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 60, interval: 
     return predicate()
 
 
+def rq_state(*queues: str) -> dict[str, Any]:
+    """What RQ holds for `queues` (default: the worker's), for a failing wait to say why:
+    jobs waiting, started, failed (with the end of each failure) and the workers registered."""
+    from rq import Worker
+    from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+    from emploiplus import effects
+
+    state: dict[str, Any] = {}
+    for name in queues or ("notifications", "emails", "sms"):
+        queue = effects.queue(name)
+        failed = FailedJobRegistry(queue=queue)
+        state[name] = {
+            "queued": queue.count,
+            "started": StartedJobRegistry(queue=queue).get_job_ids(),
+            "failed": {
+                job.id: (job.exc_info or "")[-300:]
+                for job in (queue.fetch_job(i) for i in failed.get_job_ids())
+                if job is not None
+            },
+        }
+    state["workers"] = [
+        (w.name, w.get_state()) for w in Worker.all(connection=effects.queue("notifications").connection)
+    ]
+    return state
+
+
 def pending_deliveries() -> int:
     return NotificationDelivery.objects.filter(status="pending").count()
 

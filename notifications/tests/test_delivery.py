@@ -22,6 +22,7 @@ from notifications.tests.helpers import (
     bulk_candidates,
     kill_worker_hard,
     pending_deliveries,
+    rq_state,
     wait_until,
     worker,
 )
@@ -64,11 +65,14 @@ async def test_it_pushes_5000_recipients_in_three_calls_and_frames_connected_use
             user_ids=recipients,
         )
         with worker(onesignal.url):
-            frames = [await tab.recv(timeout=120) for tab in tabs]
+            try:
+                frames = [await tab.recv(timeout=120) for tab in tabs]
+            except TimeoutError:
+                pytest.fail(f"no notification frame in 120 s; RQ: {await sync_to_async(rq_state)()}")
             done = await sync_to_async(wait_until)(
                 lambda: onesignal.calls >= 3 and pending_deliveries() == 0, timeout=120
             )
-            assert done, (onesignal.calls, await sync_to_async(pending_deliveries)())
+            assert done, (onesignal.calls, await sync_to_async(pending_deliveries)(), await sync_to_async(rq_state)())
         assert await outsider.nothing()
     finally:
         for client in [*tabs, outsider]:
