@@ -554,11 +554,12 @@ class ChannelLayer(_RedisChannelLayer):
         if not members:
             return []
         cutoff = int(now) - self.group_expiry
-        expired = [channel for channel, when in members.items() if when <= cutoff]
-        for channel in expired:
-            del members[channel]
+        # list(…) of a dict is one step under the GIL: safe if another loop's thread joins meanwhile
+        for channel, when in list(members.items()):
+            if when <= cutoff:
+                members.pop(channel, None)
         if not members:
-            del self._joined[group]
+            self._joined.pop(group, None)
         return list(members)
 
     def hand_over(self, message: dict[str, Any], channels: list[str]) -> list[str]:
@@ -915,6 +916,8 @@ async def _asend_frames_now(layer: Any, items: list[Frame | str]) -> list[bool |
                 channels = layer.members_here(frame.group, now)
                 if channels:
                     elsewhere += [(channel, message) for channel in layer.hand_over(message, channels)]
+        # (A script that fails raises here: what was handed over has been delivered, the rest is
+        # logged as lost by the caller, as before.)
         live = _script_reply(await script(client, keys, args), messages)
         for channel, message in elsewhere:
             try:

@@ -350,3 +350,38 @@ def test_a_redis_restart_under_webhook_traffic_loses_no_accepted_delivery(alice,
     }
     assert sum(onesignal.id_counts.values()) >= 1 and set(onesignal.id_counts) == {str(alice.pk)}
     assert not left, sorted(left)
+
+
+def test_a_socket_that_ends_while_redis_is_gone_leaves_no_group_in_the_process(alice, settings):
+    """The channel layer keeps its own channels' groups in memory (frames to them skip Redis).
+    A socket that closes while Redis is down cannot tell Redis it left; it still leaves its
+    groups in the process (before Redis is asked), so no frame is handed to a channel that is
+    gone and the process keeps nothing for it."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from emploiplus import effects
+    from emploiplus.testing import channel_layer_at
+    from messaging.tests.helpers import Client
+
+    with private_redis() as server:
+        channel_layer_at(settings, server.url)
+        settings.REDIS_URL = server.url
+        effects.reset_for_tests()
+        try:
+
+            async def scenario() -> tuple[set[str], set[str]]:
+                layer = get_channel_layer()
+                client = await Client("/ws/messages/", alice).connect()
+                before = set(layer._joined)
+                await asyncio.to_thread(server.stop)
+                with contextlib.suppress(Exception):  # the consumer's Redis calls fail: it ends anyway
+                    await client.comm.disconnect(timeout=15)
+                return before, set(layer._joined)
+
+            before, after = asyncio.run(scenario())
+        finally:
+            effects.reset_for_tests()
+    assert f"user.{alice.pk}" in before
+    assert after == set()
