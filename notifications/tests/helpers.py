@@ -43,31 +43,21 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 60, interval: 
     return predicate()
 
 
-def rq_state(*queues: str) -> dict[str, Any]:
-    """What RQ holds for `queues` (default: the worker's), for a failing wait to say why:
-    jobs waiting, started, failed (with the end of each failure) and the workers registered."""
-    from rq import Worker
-    from rq.registry import FailedJobRegistry, StartedJobRegistry
+def rq_state() -> dict[str, Any]:
+    """What RQ holds, for a failing wait to say why: `queues_health()` (waiting, active,
+    scheduled, failed jobs and workers per queue) and the end of each failed job's error."""
+    from rq.registry import FailedJobRegistry
 
     from emploiplus import effects
+    from notifications.services.health import QUEUES, queues_health
 
-    state: dict[str, Any] = {}
-    for name in queues or ("notifications", "emails", "sms"):
+    failures = {}
+    for name in QUEUES:
         queue = effects.queue(name)
-        failed = FailedJobRegistry(queue=queue)
-        state[name] = {
-            "queued": queue.count,
-            "started": StartedJobRegistry(queue=queue).get_job_ids(),
-            "failed": {
-                job.id: (job.exc_info or "")[-300:]
-                for job in (queue.fetch_job(i) for i in failed.get_job_ids())
-                if job is not None
-            },
-        }
-    state["workers"] = [
-        (w.name, w.get_state()) for w in Worker.all(connection=effects.queue("notifications").connection)
-    ]
-    return state
+        for job in (queue.fetch_job(i) for i in FailedJobRegistry(queue=queue).get_job_ids()):
+            if job is not None:
+                failures[job.id] = (job.exc_info or "")[-300:]
+    return {**queues_health(), "failures": failures}
 
 
 def pending_deliveries() -> int:
