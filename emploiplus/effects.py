@@ -202,6 +202,22 @@ def after_commit(
     _register([FollowUp(fn, afn, tuple(live_keys))])
 
 
+def register(items: Iterable[Frame | Job | FollowUp]) -> None:
+    """Frames, jobs and follow-ups made by the caller, registered together as `broadcast`,
+    `enqueue` and `after_commit` register theirs: sent at once in autocommit, else once the
+    current transaction commits."""
+    _register(list(items))
+
+
+async def asend_committed(items: list[Frame | Job | FollowUp]) -> None:
+    """From an event loop, what a write that has already committed announces (an autocommit
+    statement on the loop's own connection: `messaging.services.amessage_send`): sent as a
+    flush sends it, shielded from the caller's cancellation, with no Django transaction to
+    look up nor collector to fill on the way."""
+    if items:
+        await asyncio.shield(_aflush(items))
+
+
 async def abroadcast(group: str, event: str, data: dict[str, Any], *, exclude: str | None = None) -> None:
     """Send now, from async code: for what has nothing to persist (typing, joined, presence).
     Raises if Redis is unreachable (the caller decides: an `error` frame, a log line)."""

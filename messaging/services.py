@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from emploiplus import effects
-from emploiplus.batching import LoopBatcher, for_loop
+from emploiplus.batching import EAGER_AFTER, LoopBatcher, for_loop
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
 from emploiplus.events import iso, user_group
 from emploiplus.postgres import aio
@@ -252,9 +252,8 @@ async def amessage_send(
     new = _stored(user, params, row)
     if new is None:
         return await effects.run_sync(_resent, user=user, params=params), False
-    with effects.Collected() as collected:
-        _announce(message_payload(new, sender_email=user.email), user, participants=row[3])
-    await collected.flush()
+    # The statement has committed: its announcements leave now, from this task.
+    await effects.asend_committed(_announcements(message_payload(new, sender_email=user.email), user, row[3]))
     return new.model(), True  # the model instance after the frames: it is not on their path
 
 
@@ -312,7 +311,10 @@ _SEND_MANY_KEYS = ("cid", "uid", "id", "content", "attachments", "cmid", "now")
 
 def _send_batcher() -> LoopBatcher:
     """The running loop's: its sends stored together (`_astore`)."""
-    return for_loop(_send_batchers, lambda: LoopBatcher(_astore, most=SEND_BATCH, concurrency=SEND_CONCURRENCY))
+    return for_loop(
+        _send_batchers,
+        lambda: LoopBatcher(_astore, most=SEND_BATCH, concurrency=SEND_CONCURRENCY, eager_after=EAGER_AFTER),
+    )
 
 
 async def _astore(sends: list[dict[str, Any]]) -> list[tuple | Exception]:
@@ -412,6 +414,12 @@ def _resent(*, user: User, params: dict[str, Any]) -> Message:
 
 
 def _announce(payload: dict[str, Any], user: User, *, participants: list[uuid.UUID]) -> None:
+    """`_announcements`, immediately in autocommit (the statement has committed), else after
+    the caller's commit."""
+    effects.register(_announcements(payload, user, participants))
+
+
+def _announcements(payload: dict[str, Any], user: User, participants: list[uuid.UUID]) -> list[Any]:
     """`new_message` (the message's `message_payload`) to every participant, `message_sent` to
     the sender's sockets, and a push to the recipients who are offline."""
     sent = {
@@ -421,17 +429,23 @@ def _announce(payload: dict[str, Any], user: User, *, participants: list[uuid.UU
         "conversationId": payload["conversationId"],
     }
     others = [uid for uid in participants if uid != user.pk]
-    # Immediately in autocommit (the statement has committed), else after the caller's commit.
-    effects.broadcast_many(
-        [*_to_participants(participants, "new_message", payload), (user_group(user.pk), "message_sent", sent)]
-    )
+    items: list[Any] = [
+        effects.Frame(group, event, data)
+        for group, event, data in (
+            *_to_participants(participants, "new_message", payload),
+            (user_group(user.pk), "message_sent", sent),
+        )
+    ]
     if others:
         # On a loop, the recipients' presence is read by the call that sends their frames.
-        effects.after_commit(
-            lambda: _notify_offline(payload=payload, sender=user, recipient_ids=others),
-            afn=lambda live: _anotify_offline(payload=payload, sender=user, recipient_ids=others, live=live),
-            live_keys=[presence.connections_key(uid) for uid in others],
+        items.append(
+            effects.FollowUp(
+                lambda: _notify_offline(payload=payload, sender=user, recipient_ids=others),
+                afn=lambda live: _anotify_offline(payload=payload, sender=user, recipient_ids=others, live=live),
+                live_keys=tuple(presence.connections_key(uid) for uid in others),
+            )
         )
+    return items
 
 
 def _same_conversation(message: Message, conversation_id: uuid.UUID | str) -> Message:

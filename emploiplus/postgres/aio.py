@@ -190,6 +190,11 @@ class LoopConnections:
             conn = await self._take()
             try:
                 yield conn
+            except asyncio.CancelledError:
+                # The caller gave up mid-statement (a batcher's eager call is its caller's):
+                # asyncpg is still cancelling it on the server, so the connection is not reused.
+                conn.terminate()
+                raise
             finally:
                 await self._give_back(conn)
         finally:

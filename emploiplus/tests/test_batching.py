@@ -66,3 +66,68 @@ def test_a_caller_that_stops_waiting_does_not_stop_the_others():
         return await stays
 
     assert asyncio.run(scenario()) == [2]
+
+
+def test_an_idle_batcher_runs_the_call_in_the_callers_task_and_batches_what_comes_meanwhile():
+    calls: list[tuple[list[int], bool]] = []
+
+    async def run(items: list[int]) -> list[int]:
+        calls.append((items, asyncio.current_task() is caller["task"]))
+        await asyncio.sleep(0.01)
+        return [i * 10 for i in items]
+
+    async def scenario():
+        batcher = LoopBatcher(run, most=10, eager_after=0.05)
+        caller["task"] = asyncio.current_task()
+        first = await batcher.submit([1])  # idle since ever: in this task
+        started = asyncio.ensure_future(batcher.submit([2]))  # idle for less than 0.05 s: a drain task
+        await asyncio.sleep(0)
+        later = [batcher.submit([3]), batcher.submit([4])]  # come while [2] is in flight
+        return first, await started, await asyncio.gather(*later)
+
+    caller: dict[str, asyncio.Task | None] = {"task": None}
+    assert asyncio.run(scenario()) == ([10], [20], [[30], [40]])
+    assert calls == [([1], True), ([2], False), ([3, 4], False)]
+
+
+def test_what_comes_during_an_eager_call_leaves_together_once_it_has_returned():
+    calls: list[list[int]] = []
+
+    async def run(items: list[int]) -> list[int]:
+        calls.append(items)
+        await asyncio.sleep(0.01)
+        return items
+
+    async def scenario():
+        batcher = LoopBatcher(run, most=10, eager_after=0.0)
+        first = asyncio.ensure_future(batcher.submit([1]))
+        await asyncio.sleep(0)  # the eager call is in flight, in `first`'s task
+        rest = await asyncio.gather(batcher.submit([2]), batcher.submit([3]))
+        return await first, rest
+
+    assert asyncio.run(scenario()) == ([1], [[2], [3]])
+    assert calls == [[1], [2, 3]]  # one call at a time (concurrency 1), in order
+
+
+def test_a_cancelled_eager_caller_loses_its_own_call_not_the_others():
+    started: list[list[int]] = []
+
+    async def run(items: list[int]) -> list[int]:
+        started.append(items)
+        await asyncio.sleep(0.01)
+        return items
+
+    async def scenario():
+        batcher = LoopBatcher(run, most=10, eager_after=0.0)
+        gone = asyncio.ensure_future(batcher.submit([1]))
+        await asyncio.sleep(0)  # in flight in `gone`'s own task
+        stays = asyncio.ensure_future(batcher.submit([2]))
+        await asyncio.sleep(0)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return await stays, batcher.eager, batcher.tasks
+
+    stays, eager, tasks = asyncio.run(scenario())
+    assert stays == [2] and started == [[1], [2]]
+    assert eager == 0 and not tasks

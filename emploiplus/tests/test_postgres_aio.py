@@ -189,3 +189,25 @@ def test_no_server_at_the_address_is_an_outage():
 
     with database_settings(HOST="127.0.0.1", PORT=port):
         run(scenario)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_caller_cancelled_mid_statement_does_not_give_its_connection_back():
+    """A send that runs in its caller's task (`LoopBatcher(eager_after=…)`) is cancelled with
+    it: asyncpg is still cancelling the statement on the server, so that connection is closed
+    rather than handed to the next statement, which runs on a new one."""
+
+    async def scenario():
+        conns = await aio.loop_connections()
+        pid = (await aio.fetchone("SELECT pg_backend_pid()", {}))[0]
+        sleeping = asyncio.ensure_future(aio.fetchone("SELECT pg_sleep(5)", {}))
+        await asyncio.sleep(0.2)  # the statement is running on the server
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        idle = list(conns.idle)
+        after = (await aio.fetchone("SELECT pg_backend_pid()", {}))[0]
+        return pid, idle, after
+
+    pid, idle, after = run(scenario)
+    assert idle == [] and after != pid
