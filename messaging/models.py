@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import LessThanOrEqual
 
-from emploiplus.models import TimestampedModel
+from emploiplus.models import TimestampedModel, time_ordered_uuid
 
 MAX_GROUP_SIZE = 50
 MAX_MESSAGE_LENGTH = 5000
@@ -64,7 +64,7 @@ class ConversationParticipant(models.Model):
 
 
 class Message(TimestampedModel):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages_sent")
     recipient = models.ForeignKey(

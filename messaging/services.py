@@ -32,6 +32,7 @@ from emploiplus import effects
 from emploiplus.batching import EAGER_AFTER, LoopBatcher, for_loop
 from emploiplus.errors import ApplicationError, Forbidden, NotFound
 from emploiplus.events import iso, user_group
+from emploiplus.models import time_ordered_uuid
 from emploiplus.postgres import aio
 from messaging import presence
 from messaging.models import MAX_GROUP_SIZE, MAX_MESSAGE_LENGTH, Conversation, ConversationParticipant, Message
@@ -345,7 +346,7 @@ def _send_params(
     return {
         "cid": parse_uuid(conversation_id, field="conversationId"),
         "uid": user.pk,
-        "id": uuid.uuid4(),
+        "id": time_ordered_uuid(),  # the primary key's B-tree grows at its right end
         "content": content,
         "attachments": json.dumps(attachments),
         "cmid": client_message_id,
