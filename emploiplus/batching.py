@@ -27,11 +27,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
-
-# The idleness after which the hot path's batchers (a message's statement, its frames) run a
-# call in the caller's task: longer than a busy loop's gaps, shorter than an idle one's.
-EAGER_AFTER = 0.001
 Result = TypeVar("Result")
+
+# The idleness after which a message's statement runs in its caller's task
+# (`messaging.services._send_batcher`): longer than a busy loop's gaps between statements,
+# shorter than an idle one's (docs/messaging.md, session 28: 0.5 ms cost some throughput
+# under load). The frame batcher has none: a burst after a quiet spell would send its first
+# frame alone and the others one round trip later.
+EAGER_AFTER = 0.001
 
 
 class LoopBatcher(Generic[Item, Result]):

@@ -245,7 +245,8 @@ async def amessage_send(
     the loop's own connections (emploiplus/postgres/aio.py) — no thread hop; its frames and
     the offline check leave from the loop before it returns, as with `effects.run_sync`.
     Sends of one loop that come while its statements are in flight go together in one
-    statement (`_SEND_MANY_SQL`, `_astore`)."""
+    statement (`_SEND_MANY_SQL`, `_astore`); on an idle loop the statement runs in this task
+    (`EAGER_AFTER`)."""
     params = _send_params(user, conversation_id, content, attachments, client_message_id)
     [row] = await _send_batcher().submit([params])
     if isinstance(row, Exception):
