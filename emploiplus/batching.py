@@ -78,17 +78,19 @@ class LoopBatcher(Generic[Item, Result]):
                 self._returned(loop)
         done = loop.create_future()
         self.waiting.append((items, done))
-        if self._in_flight() < self.concurrency:
-            self.tasks.add(loop.create_task(self._drain()))
+        self._start_drain(loop)
         return await done
 
-    def _returned(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A call in flight has returned: note when the batcher became idle, or start a drain
-        for what came meanwhile (none was started while the slots were taken)."""
-        if not self._in_flight():
-            self.idle_since = loop.time()
+    def _start_drain(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.waiting and self._in_flight() < self.concurrency:
             self.tasks.add(loop.create_task(self._drain()))
+
+    def _returned(self, loop: asyncio.AbstractEventLoop) -> None:
+        """An eager call has returned: note when the batcher became idle, or start a drain for
+        what came meanwhile (none was started while the slots were taken)."""
+        if not self._in_flight():
+            self.idle_since = loop.time()
+        self._start_drain(loop)
 
     async def _drain(self) -> None:
         try:

@@ -309,9 +309,8 @@ class Collected:
 
     async def flush(self) -> None:
         """Shielded: a task cancelled meanwhile (server shutdown) still sends what committed."""
-        if self.items:
-            items, self.items = self.items, []
-            await asyncio.shield(_aflush(items))
+        items, self.items = self.items, []
+        await asend_committed(items)
 
 
 @functools.cache
